@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Onair's two set-up commands for a fresh Debian 12 / Ubuntu 22.04+ machine.
+#   ./dev.sh up [onair up options]   install what is missing, then run the whole stack
+#   ./dev.sh test [pytest options]   install what is missing, then run the full test suite
+# Safe to run twice: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(nginx libnginx-mod-rtmp ffmpeg postgresql redis-server python3 python3-venv python3-dev gcc)
+APT_TEST_PACKAGES=()
+VENV=.venv
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "dev.sh: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian starts the packaged services; Onair runs its own private ones.
+  for svc in nginx redis-server postgresql; do
+    as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
+}
+
+install_python() {
+  local extra=$1
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  local stamp="$VENV/.installed-$extra"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -e ".[$extra]"
+    touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  up)
+    shift
+    install_apt "${APT_PACKAGES[@]}"
+    install_python run
+    exec "$VENV/bin/onair" up "$@"
+    ;;
+  test)
+    shift
+    install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
+    install_python test
+    exec "$VENV/bin/pytest" "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh up [options] | ./dev.sh test [pytest options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,196 @@
+"""Settings: one frozen tree built from an optional TOML file plus ONAIR_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+class SettingsError(Exception):
+    """Every bad field at once: each line names the field, the value and what was expected."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def default_data_dir() -> Path:
+    """Where `onair` keeps its state when no directory is given."""
+    if os.geteuid() == 0:
+        # Root's home is not reachable by the unprivileged users PostgreSQL and nginx run as.
+        return Path("/var/lib/onair")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return Path(xdg) / "onair" if xdg else Path.home() / ".local/share/onair"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment; secrets are kept out of repr."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    media_dir: Path | None = None  # defaults to data_dir / "media"
+    http_host: str = "0.0.0.0"  # where nginx listens (HTTP and RTMP)
+    http_port: int = 8080  # the public port nginx listens on
+    server_port: int = 8081  # the aiohttp server behind nginx, loopback only
+    rtmp_port: int = 1935
+    database_url: str | None = None  # None: `onair up` runs a private cluster
+    redis_url: str | None = None
+    admin_token: str = field(default="", repr=False)
+    hook_secret: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)  # keys IP hashes and similar
+    public_url: str | None = None
+    hook_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    min_free_bytes: int = 1_000_000_000
+    log_level: str = "INFO"
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+
+    @property
+    def media_root(self) -> Path:
+        """The media volume: live HLS, recordings and uploads."""
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def base_url(self) -> str:
+        """What viewers type: the configured public URL or the local nginx."""
+        host = "localhost" if self.http_host in ("0.0.0.0", "::") else self.http_host
+        return (self.public_url or f"http://{host}:{self.http_port}").rstrip("/")
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (settings stay frozen)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_port(raw: Any) -> int:
+    port = int(raw)
+    if not 1 <= port <= 65535:
+        raise ValueError
+    return port
+
+
+def _parse_path(raw: Any) -> Path:
+    if not isinstance(raw, str | Path) or not str(raw):
+        raise ValueError
+    return Path(raw).expanduser().absolute()
+
+
+def _parse_url(*schemes: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise ValueError
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not (parts.hostname or parts.path):
+            raise ValueError
+        return raw
+
+    return parse
+
+
+def _parse_nonempty(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError
+    return raw
+
+
+def _parse_token(raw: Any) -> str:
+    if not isinstance(raw, str) or len(raw) < 16:
+        raise ValueError
+    return raw
+
+
+def _parse_hosts(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError
+    hosts = tuple(i.strip() for i in items if i.strip())
+    if not hosts:
+        raise ValueError
+    return hosts
+
+
+def _parse_bytes(raw: Any) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _parse_level(raw: Any) -> str:
+    level = str(raw).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError
+    return level
+
+
+# field -> (parser, what we expected, is it a secret)
+_FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
+    "data_dir": (_parse_path, "a directory path", False),
+    "media_dir": (_parse_path, "a directory path", False),
+    "http_host": (_parse_nonempty, "a host name or address", False),
+    "http_port": (_parse_port, "a port number 1-65535", False),
+    "server_port": (_parse_port, "a port number 1-65535", False),
+    "rtmp_port": (_parse_port, "a port number 1-65535", False),
+    "database_url": (_parse_url("postgres", "postgresql"), "a postgresql:// URL", True),
+    "redis_url": (_parse_url("redis", "rediss", "unix"), "a redis:// URL", True),
+    "admin_token": (_parse_token, "a token of at least 16 characters", True),
+    "hook_secret": (_parse_token, "a secret of at least 16 characters", True),
+    "secret_key": (_parse_token, "a secret of at least 16 characters", True),
+    "public_url": (_parse_url("http", "https"), "an http(s):// URL", False),
+    "hook_allow": (_parse_hosts, "a comma-separated list of addresses", False),
+    "min_free_bytes": (_parse_bytes, "a byte count >= 0", False),
+    "log_level": (_parse_level, "one of DEBUG, INFO, WARNING, ERROR", False),
+    "ffmpeg": (_parse_nonempty, "a program name or path", False),
+    "ffprobe": (_parse_nonempty, "a program name or path", False),
+}
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Read TOML (if any), then ONAIR_* variables, then explicit overrides; all errors at once."""
+    raw: dict[str, tuple[str, Any]] = {}
+    problems: list[str] = []
+    config_path = path or (Path(environ["ONAIR_CONFIG"]) if environ.get("ONAIR_CONFIG") else None)
+    if config_path is not None:
+        try:
+            table = tomllib.loads(config_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise SettingsError([f"config {config_path}: {err}"]) from err
+        for key, value in table.items():
+            if key not in _FIELDS:
+                problems.append(f"{key} (in {config_path}): unknown setting")
+            else:
+                raw[key] = (f"{key} (in {config_path})", value)
+    for name in _FIELDS:
+        env_name = "ONAIR_" + name.upper()
+        if environ.get(env_name, "") != "":
+            raw[name] = (env_name, environ[env_name])
+    for name, value in overrides.items():
+        if value is not None:
+            raw[name] = (f"--{name.replace('_', '-')}", value)
+
+    values: dict[str, Any] = {}
+    for name, (source, value) in raw.items():
+        parse, expected, secret = _FIELDS[name]
+        try:
+            values[name] = parse(value)
+        except (ValueError, TypeError):
+            shown = "<hidden>" if secret else repr(value)
+            problems.append(f"{source}: got {shown}, expected {expected}")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def secrets_file_values(data_dir: Path) -> dict[str, str]:
+    """Generated secrets kept in DATA_DIR/secrets.toml (mode 0600) by `onair up`."""
+    path = data_dir / "secrets.toml"
+    if not path.exists():
+        return {}
+    return {k: str(v) for k, v in tomllib.loads(path.read_text()).items()}

@@ -1,0 +1,146 @@
+"""Channels through the admin API: what an operator and a client see."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server import channels
+from server.keys import DB
+
+
+async def test_create_list_get_rotate_delete(client: TestClient, admin: dict[str, str]) -> None:
+    created = await client.post(
+        "/api/channels", json={"slug": "news", "title": "News"}, headers=admin
+    )
+    assert created.status == 201
+    body = await created.json()
+    assert body["slug"] == "news"
+    key = body["stream_key"]
+    assert len(key) >= 22  # at least 128 bits in URL-safe base64
+
+    listed = await (await client.get("/api/channels")).json()
+    assert [c["slug"] for c in listed] == ["news"]
+    assert listed[0] == {
+        "slug": "news",
+        "title": "News",
+        "live": False,
+        "viewers": 0,
+        "started_at": None,
+        "disabled": False,
+    }
+    one = await client.get("/api/channels/news")
+    assert (await one.json())["title"] == "News"
+    assert "stream_key" not in await one.text()
+
+    db = client.app[DB]
+    assert (await channels.channel_for_key(db, key)) is not None
+    rotated = await client.post("/api/channels/news/rotate-key", headers=admin)
+    assert rotated.status == 200
+    new_key = (await rotated.json())["stream_key"]
+    assert new_key != key
+    assert await channels.channel_for_key(db, key) is None
+    found = await channels.channel_for_key(db, new_key)
+    assert found is not None and found.slug == "news"
+
+    deleted = await client.delete("/api/channels/news", headers=admin)
+    assert deleted.status == 204
+    assert (await client.get("/api/channels/news")).status == 404
+    assert await channels.channel_for_key(db, new_key) is None
+
+
+async def test_key_is_stored_only_as_a_hash(client: TestClient, admin: dict[str, str]) -> None:
+    created = await client.post("/api/channels", json={"slug": "hashed"}, headers=admin)
+    key = (await created.json())["stream_key"]
+    row = await client.app[DB].fetchrow("SELECT * FROM channels WHERE slug = 'hashed'")
+    stored = " ".join(str(v) for v in row.values())
+    assert key not in stored and key.encode() not in bytes(row["key_hash"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/channels"),
+        ("POST", "/api/channels/news/rotate-key"),
+        ("DELETE", "/api/channels/news"),
+    ],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": "Basic abc"}],
+)
+async def test_admin_calls_need_the_token(
+    client: TestClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = await client.request(method, path, json={"slug": "news"}, headers=headers)
+    assert response.status == 401
+    assert (await response.json()) == {"error": "admin token required"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"slug": "Has-Caps"},
+        {"slug": "-leading-dash"},
+        {"slug": "a" * 41},
+        {"slug": "../etc"},
+        {"slug": ""},
+        {"slug": 42},
+        {"slug": None},
+        {"title": "no slug"},
+        {"slug": "ok", "title": 7},
+        {"slug": "ok", "title": "x" * 201},
+        {"slug": "ok", "title": "   "},
+    ],
+)
+async def test_bad_channel_bodies_are_400(
+    client: TestClient, admin: dict[str, str], body: object
+) -> None:
+    response = await client.post("/api/channels", json=body, headers=admin)
+    assert response.status == 400
+    assert "error" in await response.json()
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"slug"', b"\xff\xfe", b"", b"null"])
+async def test_malformed_json_is_400(client: TestClient, admin: dict[str, str], raw: bytes) -> None:
+    response = await client.post(
+        "/api/channels", data=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert "error" in await response.json()
+
+
+async def test_duplicate_slug_is_409(client: TestClient, admin: dict[str, str]) -> None:
+    assert (await client.post("/api/channels", json={"slug": "twice"}, headers=admin)).status == 201
+    again = await client.post("/api/channels", json={"slug": "twice"}, headers=admin)
+    assert again.status == 409
+    assert "already exists" in (await again.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/channels/UPPER", "/api/channels/..%2f..%2fetc", "/api/channels/nope"]
+)
+async def test_unknown_or_bad_slug_is_404(
+    client: TestClient, admin: dict[str, str], path: str
+) -> None:
+    for method in ("GET", "DELETE"):
+        response = await client.request(method, path, headers=admin)
+        assert response.status == 404
+        assert "error" in await response.json()
+    rotated = await client.post(path + "/rotate-key", headers=admin)
+    assert rotated.status == 404
+
+
+async def test_oversized_body_is_413_json(client: TestClient, admin: dict[str, str]) -> None:
+    response = await client.post("/api/channels", data=b"{" + b" " * 200_000 + b"}", headers=admin)
+    assert response.status == 413
+    assert "error" in await response.json()
+
+
+async def test_wrong_method_and_unknown_route_are_json(client: TestClient) -> None:
+    put = await client.put("/api/channels")
+    assert put.status == 405
+    assert "error" in await put.json()
+    missing = await client.get("/api/nothing-here")
+    assert missing.status == 404
+    assert "error" in await missing.json()
