@@ -23,9 +23,11 @@ install_apt() {
   echo "dev.sh: installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  # Debian starts the packaged services; Onair runs its own private ones.
-  for svc in nginx redis-server postgresql; do
-    as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  # Debian starts the services it just installed; Onair runs private ones on its own ports.
+  for pkg in "${missing[@]}"; do
+    case "$pkg" in
+      nginx|redis-server|postgresql) as_root systemctl disable --now "$pkg" >/dev/null 2>&1 || true ;;
+    esac
   done
 }
 

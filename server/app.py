@@ -9,7 +9,8 @@ from aiohttp import web
 
 from server import api, db, health, metrics
 from server.errors import error_middleware
-from server.keys import HTTP, LIVE, SETTINGS
+from server.events import EventBus
+from server.keys import EVENTS, HTTP, LIVE, SETTINGS
 from server.live import LiveRegistry
 from server.settings import Settings
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[LIVE] = LiveRegistry()
+    app[EVENTS] = EventBus()
     app.cleanup_ctx.extend([http_client, media_dirs, db.postgres])
     app.add_routes(api.routes)
     app.router.add_get("/healthz", health.healthz)
