@@ -1,0 +1,286 @@
+"""The supervisor with real ffmpeg: ladder output, kill -9, stall, stop, orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.conftest import wait_until
+from transcoder.command import TranscodeJob
+from transcoder.ladder import LadderConfig, Rung, choose_ladder, codecs_string
+from transcoder.live import LiveTranscoders
+from transcoder.playlist import write_master
+from transcoder.probe import SourceInfo, probe_source
+from transcoder.supervisor import Supervisor, SupervisorOptions, reap_orphans
+
+pytestmark = pytest.mark.media
+
+# Tiny and fast: a 240p source gives one HEVC rung plus the copied H.264 rung.
+CONFIG = LadderConfig(preset="ultrafast", list_size=10)
+OPTIONS = SupervisorOptions(backoff_initial_s=0.2, stall_timeout_s=3.0, stop_grace_s=5.0)
+LOOP_INPUT = ("-re", "-stream_loop", "-1")  # a file played at live speed, forever
+
+
+@pytest.fixture(scope="module")
+def source_flv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An OBS-like FLV: H.264 with a 2 s GOP plus AAC, 426x240 at 30 fps."""
+    path = tmp_path_factory.mktemp("src") / "src.flv"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+         "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60",
+         "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", str(path)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    yield path
+
+
+def ffmpeg_pids(marker: Path) -> list[int]:
+    """Live (non-zombie) ffmpeg processes whose argv mentions marker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if argv[0].endswith(b"ffmpeg") and state != "Z" and str(marker).encode() in b" ".join(argv):
+            found.append(int(entry.name))
+    return found
+
+
+def segments(playlist: Path) -> list[str]:
+    try:
+        return [ln for ln in playlist.read_text().splitlines() if ln.endswith(".m4s")]
+    except FileNotFoundError:
+        return []
+
+
+def exits(reason: str) -> float:
+    return REGISTRY.get_sample_value("onair_transcoder_exits_total", {"reason": reason}) or 0.0
+
+
+def ffprobe_video(init: Path, segment: Path, scratch: Path) -> dict[str, object]:
+    """The video stream of init + segment, as a player would decode it."""
+    scratch.write_bytes(init.read_bytes() + segment.read_bytes())
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(scratch)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    streams = json.loads(out.stdout)["streams"]
+    return next(s for s in streams if s["codec_type"] == "video")  # type: ignore[no-any-return]
+
+
+async def make_supervisor(tmp_path: Path, flv: Path) -> tuple[Supervisor, SourceInfo]:
+    source = await probe_source(str(flv), timeout=10)
+    out = tmp_path / "live" / "demo"
+    renditions = choose_ladder(source, CONFIG)
+    for r in renditions:
+        (out / r.name).mkdir(parents=True)
+    write_master(out, renditions, source)
+    job = TranscodeJob(
+        input_url=str(flv),
+        output_dir=out,
+        renditions=tuple(renditions),
+        config=CONFIG,
+        fps=source.fps,
+        has_audio=source.has_audio,
+        segment_prefix="t1",
+        input_options=LOOP_INPUT,
+    )
+    return Supervisor(
+        "demo", job, source, pidfile=tmp_path / "run" / "demo.pid", options=OPTIONS
+    ), source
+
+
+async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_flv: Path) -> None:
+    sup, source = await make_supervisor(tmp_path, source_flv)
+    out = tmp_path / "live" / "demo"
+    assert [(r.name, r.codec, r.height, r.copy) for r in sup.renditions] == [
+        ("240p", "hevc", 240, False),
+        ("h264", "h264", 240, True),
+    ]
+    crashed, stopped = exits("crashed"), exits("stopped")
+    await sup.start()
+    try:
+        assert sup.pid is not None and (tmp_path / "run" / "demo.pid").exists()
+        first_pid = sup.pid
+
+        async def two_segments_each() -> bool:
+            return all(len(segments(out / r.name / "index.m3u8")) >= 2 for r in sup.renditions)
+
+        await wait_until(two_segments_each, 30, "two segments per rung")
+        for r, codec in (("240p", "hevc"), ("h264", "h264")):
+            seg = out / r / segments(out / r / "index.m3u8")[0]
+            video = ffprobe_video(out / r / "init.mp4", seg, tmp_path / f"{r}.mp4")
+            assert (video["codec_name"], video["height"]) == (codec, 240)
+            if codec == "hevc":
+                assert video["codec_tag_string"] == "hvc1"
+                declared = codecs_string(sup.renditions[0], source)
+                assert f".L{video['level']}." in declared  # CODECS matches the bitstream
+
+        before = segments(out / "240p" / "index.m3u8")
+        os.kill(first_pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            return sup.pid not in (None, first_pid) and sup.state == "running"
+
+        await wait_until(restarted, 15, "a new ffmpeg after kill -9")
+
+        async def grew() -> bool:
+            now = segments(out / "240p" / "index.m3u8")
+            return len(set(now) - set(before)) >= 2
+
+        await wait_until(grew, 30, "new segments after the restart")
+        text = (out / "240p" / "index.m3u8").read_text()
+        after = segments(out / "240p" / "index.m3u8")
+        assert "#EXT-X-DISCONTINUITY" in text.split(before[-1])[-1]  # marked at the restart
+        numbers = [int(re.findall(r"-(\d+)\.m4s", s)[0]) for s in after]
+        assert numbers == sorted(set(numbers))  # nothing renumbered or overwritten
+        assert exits("crashed") == crashed + 1
+    finally:
+        await sup.stop()
+    assert sup.state == "stopped" and exits("stopped") == stopped + 1
+    for r in ("240p", "h264"):
+        assert (out / r / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+    assert ffmpeg_pids(out) == []
+    assert not (tmp_path / "run" / "demo.pid").exists()
+
+
+async def test_stall_is_killed_and_restarted(tmp_path: Path, source_flv: Path) -> None:
+    sup, _ = await make_supervisor(tmp_path, source_flv)
+    stalled = exits("stalled")
+    await sup.start()
+    try:
+
+        async def progressing() -> bool:
+            return sup.last_progress is not None and (sup.last_progress.out_time_s or 0) > 0.5
+
+        await wait_until(progressing, 20, "first progress")
+        frozen = sup.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)  # alive but making no progress: a hung input
+
+        async def replaced() -> bool:
+            return sup.pid not in (None, frozen) and sup.state == "running"
+
+        await wait_until(replaced, 15, "a restart after the stall")
+        assert exits("stalled") == stalled + 1
+        assert frozen not in ffmpeg_pids(tmp_path)
+    finally:
+        await sup.stop()
+    assert ffmpeg_pids(tmp_path) == []
+
+
+async def test_reap_orphans_kills_only_a_verified_leftover_ffmpeg(tmp_path: Path) -> None:
+    run_dir, out = tmp_path / "run", tmp_path / "live" / "gone"
+    (out / "x").mkdir(parents=True)
+    run_dir.mkdir()
+    orphan = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+        "-i", "testsrc2=size=64x36:rate=10", "-f", "hls", str(out / "x" / "index.m3u8"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    bystander = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
+    try:
+        (run_dir / "gone.pid").write_text(f"{orphan.pid}\n{out}\n")
+        (run_dir / "other.pid").write_text(f"{bystander.pid}\n{out}\n")  # not an ffmpeg
+        (run_dir / "junk.pid").write_text("not a pid\n")
+        assert await reap_orphans(run_dir) == [orphan.pid]
+        assert await asyncio.wait_for(orphan.wait(), 5) == -signal.SIGKILL
+        assert bystander.returncode is None
+        assert list(run_dir.iterdir()) == []
+    finally:
+        for proc in (orphan, bystander):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_live_transcoders_start_is_idempotent_and_stop_ends(
+    tmp_path: Path, source_flv: Path
+) -> None:
+    live = LiveTranscoders(
+        tmp_path, CONFIG, probe_timeout=10, options=OPTIONS, input_options=LOOP_INPUT
+    )
+    with pytest.raises(ValueError):
+        await live.start("../etc", str(source_flv))
+    await live.start("demo", str(source_flv))
+    try:
+        sup = live.supervisor("demo")
+        assert sup is not None and live.running() == {"demo"}
+        pid = sup.pid
+        await live.start("demo", str(source_flv))  # already live: nothing new
+        assert live.supervisor("demo") is sup and sup.pid == pid
+        master = (tmp_path / "live" / "demo" / "master.m3u8").read_text()
+        assert master.count("#EXT-X-STREAM-INF") == 2 and 'CODECS="hvc1.1.6.L60.B0' in master
+        assert (tmp_path / "run" / "demo.pid").exists()
+
+        async def playing() -> bool:
+            return len(segments(tmp_path / "live" / "demo" / "240p" / "index.m3u8")) >= 1
+
+        await wait_until(playing, 30, "the first segment")
+    finally:
+        await live.close()
+    assert live.running() == set()
+    assert segments(tmp_path / "live" / "demo" / "240p" / "index.m3u8")
+    assert (
+        (tmp_path / "live" / "demo" / "h264" / "index.m3u8")
+        .read_text()
+        .endswith("#EXT-X-ENDLIST\n")
+    )
+    assert ffmpeg_pids(tmp_path) == []
+
+
+async def test_falling_behind_sheds_the_top_hevc_rung(tmp_path: Path, source_flv: Path) -> None:
+    config = LadderConfig(
+        preset="ultrafast", rungs=(Rung(240, 300), Rung(180, 200), Rung(120, 150))
+    )
+    # -re caps speed at 1.0, so demanding 1.5 makes the policy see a channel falling behind
+    options = SupervisorOptions(shed_window_s=3.0, shed_min_speed=1.5, backoff_initial_s=0.2)
+    live = LiveTranscoders(
+        tmp_path, config, probe_timeout=10, options=options, input_options=LOOP_INPUT
+    )
+    out = tmp_path / "live" / "demo"
+    await live.start("demo", str(source_flv))
+    try:
+        sup = live.supervisor("demo")
+        assert sup is not None and [r.name for r in sup.renditions] == [
+            "240p",
+            "180p",
+            "120p",
+            "h264",
+        ]
+
+        async def shed_twice() -> bool:
+            return [r.name for r in sup.renditions] == ["120p", "h264"] and sup.state == "running"
+
+        await wait_until(shed_twice, 40, "two rungs shed")
+        master = (out / "master.m3u8").read_text()
+        assert re.findall(r"^\S+/index\.m3u8$", master, re.M) == [
+            "120p/index.m3u8",
+            "h264/index.m3u8",
+        ]
+        assert not (out / "240p").exists() and not (out / "180p").exists()
+
+        async def still_playing() -> bool:
+            return len(segments(out / "120p" / "index.m3u8")) >= 2
+
+        await wait_until(still_playing, 20, "segments on the kept rung")
+    finally:
+        await live.close()
+    assert ffmpeg_pids(tmp_path) == []

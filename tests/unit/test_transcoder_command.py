@@ -1,0 +1,171 @@
+"""build_args: the exact ffmpeg argv for a few ladders, so a flag change is a reviewed diff."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from transcoder.command import TranscodeJob, build_args, filter_graph
+from transcoder.ladder import LadderConfig, choose_ladder
+from transcoder.probe import SourceInfo
+
+H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
+HEVC_1080 = dataclasses.replace(H264_1080, video_codec="hevc", video_profile="Main")
+OUT = Path("/media/live/demo")
+URL = "rtmp://127.0.0.1:1935/live/demo"
+
+
+def job(source: SourceInfo = H264_1080, config: LadderConfig | None = None) -> TranscodeJob:
+    config = config or LadderConfig()
+    return TranscodeJob(
+        input_url=URL,
+        output_dir=OUT,
+        renditions=tuple(choose_ladder(source, config)),
+        config=config,
+        fps=source.fps,
+        has_audio=source.has_audio,
+        segment_prefix="s1",
+    )
+
+
+def after(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_1080p_h264_ladder_argv() -> None:
+    x265 = "keyint=60:min-keyint=60:scenecut=0:open-gop=0:level-idc={}:log-level=error"
+    gop = ["-g:v:{k}", "60", "-keyint_min:v:{k}", "60"]
+    kf = ["-force_key_frames:v:{k}", "expr:gte(t,n_forced*2)"]
+
+    def hevc(k: int, level: str, kbps: int) -> list[str]:
+        return [
+            f"-c:v:{k}", "libx265", f"-preset:v:{k}", "veryfast",
+            f"-x265-params:v:{k}", x265.format(level), f"-forced-idr:v:{k}", "1",
+            f"-tag:v:{k}", "hvc1",
+            f"-b:v:{k}", f"{kbps}k", f"-maxrate:v:{k}", f"{kbps * 3 // 2}k",
+            f"-bufsize:v:{k}", f"{kbps * 2}k",
+            *(a.format(k=k) for a in gop), *(a.format(k=k) for a in kf),
+        ]  # fmt: skip
+
+    assert build_args(job()) == [
+        "ffmpeg", "-hide_banner", "-nostdin", "-nostats",
+        "-loglevel", "level+warning", "-progress", "pipe:1",
+        "-rw_timeout", "10000000", "-i", URL,
+        "-filter_complex",
+        "[0:v:0]scale=1280:720,split=2[s0_0][c0];[s0_0]format=yuv420p[v0];"
+        "[c0]scale=854:480,split=2[s1_0][c1];[s1_0]format=yuv420p[v1];"
+        "[c1]scale=640:360[s2_0];[s2_0]format=yuv420p[v2]",
+        "-map", "[v0]", "-map", "0:a:0",
+        "-map", "[v1]", "-map", "0:a:0",
+        "-map", "[v2]", "-map", "0:a:0",
+        "-map", "0:v:0", "-map", "0:a:0",
+        *hevc(0, "3.1", 2500), *hevc(1, "3.0", 1200), *hevc(2, "2.1", 700),
+        "-c:v:3", "copy",
+        "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+        "-max_muxing_queue_size", "1024",
+        "-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4",
+        "-hls_fmp4_init_filename", "../%v/init.mp4",
+        "-hls_list_size", "6", "-hls_delete_threshold", "3",
+        "-hls_flags",
+        "independent_segments+program_date_time+temp_file+append_list+omit_endlist+delete_segments",
+        "-hls_segment_filename", "/media/live/demo/%v/s1-%d.m4s",
+        "-var_stream_map",
+        "v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:h264",
+        "/media/live/demo/%v/index.m3u8",
+    ]  # fmt: skip
+
+
+def test_480p_source_has_no_720p_and_never_writes_a_master() -> None:
+    src = dataclasses.replace(H264_1080, width=854, height=480)
+    args = build_args(job(src))
+    assert after(args, "-var_stream_map") == "v:0,a:0,name:480p v:1,a:1,name:360p v:2,a:2,name:h264"
+    assert "scale=1280:720" not in after(args, "-filter_complex")
+    assert "-master_pl_name" not in args  # we write master.m3u8 ourselves
+
+
+def test_hevc_source_gets_x264_rung_sharing_the_360p_scale() -> None:
+    args = build_args(job(HEVC_1080))
+    graph = after(args, "-filter_complex")
+    assert graph.count("scale=640:360") == 1  # scaled once, split for both 360p rungs
+    assert "[c1]scale=640:360,split=2[s2_0][s2_1]" in graph
+    assert "copy" not in args
+    i = args.index("-c:v:3")
+    assert args[i : i + 12] == [
+        "-c:v:3", "libx264", "-preset:v:3", "veryfast", "-profile:v:3", "main",
+        "-level:v:3", "3.0", "-sc_threshold:v:3", "0", "-forced-idr:v:3", "1",
+    ]  # fmt: skip
+    assert after(args, "-b:v:3") == "800k"
+
+
+def test_source_without_audio_maps_no_audio() -> None:
+    src = dataclasses.replace(H264_1080, width=640, height=360, has_audio=False, audio_codec=None)
+    args = build_args(job(src))
+    assert "0:a:0" not in args and "-c:a" not in args
+    assert after(args, "-var_stream_map") == "v:0,name:360p v:1,name:h264"
+
+
+def test_file_input_for_tests_gets_input_options_and_no_rtmp_timeout() -> None:
+    j = dataclasses.replace(job(), input_url="/tmp/src.flv", input_options=("-re",))
+    args = build_args(j)
+    assert "-rw_timeout" not in args
+    assert args[args.index("-i") - 1 : args.index("-i") + 2] == ["-re", "-i", "/tmp/src.flv"]
+
+
+def test_gop_follows_frame_rate_and_segment_length() -> None:
+    src = dataclasses.replace(H264_1080, fps=59.94)
+    args = build_args(job(src, LadderConfig(segment_seconds=4)))
+    assert after(args, "-g:v:0") == "240"
+    assert after(args, "-force_key_frames:v:0") == "expr:gte(t,n_forced*4)"
+    assert after(args, "-hls_time") == "4"
+
+
+@pytest.mark.parametrize(
+    ("encoder", "expected"),
+    [
+        (
+            "hevc_nvenc",
+            ["-c:v:0", "hevc_nvenc", "-preset:v:0", "p4", "-rc:v:0", "vbr", "-level:v:0", "3.1",
+             "-no-scenecut:v:0", "1", "-forced-idr:v:0", "1", "-tag:v:0", "hvc1"],
+        ),
+        (
+            "hevc_vaapi",
+            ["-c:v:0", "hevc_vaapi", "-rc_mode:v:0", "VBR", "-level:v:0", "93",
+             "-bf:v:0", "0", "-tag:v:0", "hvc1"],
+        ),
+        (
+            "hevc_qsv",
+            ["-c:v:0", "hevc_qsv", "-preset:v:0", "veryfast", "-level:v:0", "93",
+             "-forced_idr:v:0", "1", "-tag:v:0", "hvc1"],
+        ),
+    ],
+)  # fmt: skip
+def test_hardware_encoders(encoder: str, expected: list[str]) -> None:
+    config = LadderConfig(hevc_encoder=encoder)  # type: ignore[arg-type]
+    args = build_args(job(HEVC_1080, config))
+    i = args.index("-c:v:0")
+    assert args[i : i + len(expected)] == expected
+    assert after(args, "-b:v:0") == "2500k" and after(args, "-g:v:0") == "60"
+    assert after(args, "-c:v:3") == "libx264"  # the fallback rung stays on the CPU
+    graph = after(args, "-filter_complex")
+    if encoder == "hevc_vaapi":
+        assert args[args.index("-vaapi_device") + 1] == "/dev/dri/renderD128"
+        assert args.index("-vaapi_device") < args.index("-i")
+        assert "[s0_0]format=nv12,hwupload[v0]" in graph
+        assert "[s2_1]format=yuv420p[v3]" in graph  # x264 gets system memory frames
+    else:
+        assert "-vaapi_device" not in args
+    if encoder == "hevc_qsv":
+        assert "[s0_0]format=nv12[v0]" in graph
+
+
+def test_graph_scales_each_size_once_from_the_next_larger() -> None:
+    graph = filter_graph(job())
+    assert graph.labels == {"720p": "v0", "480p": "v1", "360p": "v2"}
+    assert [c.split("]")[0] for c in graph.chains if "scale=" in c] == ["[0:v:0", "[c0", "[c1"]
+
+
+def test_build_args_is_pure() -> None:
+    j = job()
+    assert build_args(j) == build_args(j)

@@ -1,0 +1,150 @@
+"""Ladder choice, never-upscale, codecs strings, bandwidth and the shedding policy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from transcoder.ladder import (
+    LadderConfig,
+    Rendition,
+    Rung,
+    avc_level,
+    bandwidth,
+    choose_ladder,
+    codecs_string,
+    hevc_level,
+    shed_rung,
+)
+from transcoder.probe import SourceInfo
+from transcoder.shedding import ShedPolicy
+
+H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
+CONFIG = LadderConfig()
+
+
+def sizes(ladder: list[Rendition]) -> list[tuple[str, str, int, int, bool]]:
+    return [(r.name, r.codec, r.width, r.height, r.copy) for r in ladder]
+
+
+def test_1080p_h264_source_gets_three_hevc_rungs_and_a_copied_h264_rung() -> None:
+    assert sizes(choose_ladder(H264_1080, CONFIG)) == [
+        ("720p", "hevc", 1280, 720, False),
+        ("480p", "hevc", 854, 480, False),
+        ("360p", "hevc", 640, 360, False),
+        ("h264", "h264", 1920, 1080, True),
+    ]
+
+
+def test_480p_source_never_upscales_to_720p() -> None:
+    src = dataclasses.replace(H264_1080, width=854, height=480, video_bitrate_kbps=None)
+    ladder = choose_ladder(src, CONFIG)
+    assert [r.name for r in ladder] == ["480p", "360p", "h264"]
+    assert all(r.height <= 480 for r in ladder)
+    assert ladder[-1].video_kbps == CONFIG.copy_assumed_kbps  # bitrate unknown to probe
+
+
+def test_source_below_lowest_rung_gets_one_hevc_rung_at_source_height() -> None:
+    src = dataclasses.replace(H264_1080, width=426, height=240)
+    ladder = choose_ladder(src, CONFIG)
+    assert sizes(ladder) == [("240p", "hevc", 426, 240, False), ("h264", "h264", 426, 240, True)]
+    assert 100 <= ladder[0].video_kbps < 700
+
+
+def test_hevc_source_gets_a_low_x264_rung_not_a_copy() -> None:
+    src = dataclasses.replace(H264_1080, video_codec="hevc", video_profile="Main", video_level=123)
+    ladder = choose_ladder(src, CONFIG)
+    assert sizes(ladder)[-1] == ("h264", "h264", 640, 360, False)
+    assert ladder[-1].video_kbps == CONFIG.h264_kbps
+
+
+def test_h264_high10_is_reencoded_because_browsers_cannot_decode_it() -> None:
+    src = dataclasses.replace(H264_1080, video_profile="High 10")
+    assert choose_ladder(src, CONFIG)[-1].copy is False
+
+
+def test_odd_and_portrait_sources_give_even_sizes_with_the_aspect_kept() -> None:
+    src = dataclasses.replace(H264_1080, width=1080, height=1920)
+    ladder = choose_ladder(src, CONFIG)
+    assert (ladder[0].width, ladder[0].height) == (404, 720)  # 405 rounded to even
+    odd = dataclasses.replace(H264_1080, width=333, height=201)
+    assert all(
+        r.width % 2 == 0 and r.height % 2 == 0 for r in choose_ladder(odd, CONFIG) if not r.copy
+    )
+
+
+def test_no_audio_means_no_audio_bitrate() -> None:
+    src = dataclasses.replace(H264_1080, has_audio=False, audio_codec=None)
+    assert {r.audio_kbps for r in choose_ladder(src, CONFIG)} == {0}
+
+
+def test_codecs_strings_follow_rfc6381_with_levels_per_resolution() -> None:
+    ladder = choose_ladder(H264_1080, CONFIG)
+    assert [codecs_string(r, H264_1080) for r in ladder] == [
+        "hvc1.1.6.L93.B0,mp4a.40.2",  # 720p30 -> level 3.1
+        "hvc1.1.6.L90.B0,mp4a.40.2",  # 480p30 -> level 3
+        "hvc1.1.6.L63.B0,mp4a.40.2",  # 360p30 -> level 2.1
+        "avc1.64002A,mp4a.40.2",  # the source's own High@4.2, copied
+    ]
+    hevc_src = dataclasses.replace(H264_1080, video_codec="hevc", has_audio=False)
+    x264 = choose_ladder(hevc_src, CONFIG)[-1]
+    assert codecs_string(x264, hevc_src) == "avc1.4D401E"  # Main@3.0
+
+
+def test_levels_grow_with_size_and_frame_rate() -> None:
+    assert hevc_level(1920, 1080, 30, 4500) == 120
+    assert hevc_level(1920, 1080, 60, 6000) == 123
+    assert hevc_level(1280, 720, 60, 4000) == 120
+    assert avc_level(1280, 720, 30, 3000) == 31
+    assert avc_level(1920, 1080, 60, 6000) == 42
+
+
+def test_bandwidth_is_peak_and_covers_audio() -> None:
+    top = choose_ladder(H264_1080, CONFIG)[0]
+    assert bandwidth(top) == int((3750 + 128) * 1000 * 1.02)
+
+
+def test_bad_config_names_every_bad_field() -> None:
+    with pytest.raises(ValueError, match=r"hevc_encoder.*segment_seconds"):
+        LadderConfig(hevc_encoder="x265", segment_seconds=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rungs"):
+        LadderConfig(rungs=(Rung(0, 100),))
+
+
+def test_shed_drops_the_costliest_hevc_rung_and_keeps_one_hevc_and_h264() -> None:
+    ladder = choose_ladder(H264_1080, CONFIG)
+    once = shed_rung(ladder)
+    assert once is not None and [r.name for r in once] == ["480p", "360p", "h264"]
+    twice = shed_rung(once)
+    assert twice is not None and [r.name for r in twice] == ["360p", "h264"]
+    assert shed_rung(twice) is None
+
+
+def test_shed_policy_fires_only_after_a_full_slow_window() -> None:
+    policy = ShedPolicy(window_s=20, min_speed=0.95)
+    policy.reset(0.0)
+    for t in range(0, 40):  # encodes 0.8 s of media per second: falling behind
+        policy.observe(float(t), t * 0.8)
+        assert policy.should_shed(float(t)) is (t >= 20)
+    assert policy.speed() == pytest.approx(0.8)
+
+
+def test_shed_policy_ignores_a_slow_start_and_keeps_quiet_at_live_speed() -> None:
+    policy = ShedPolicy(window_s=20, min_speed=0.95)
+    policy.reset(0.0)
+    # RTMP connect: nothing for 4 s, then real time -- ffmpeg's lifetime speed reads 0.8
+    for t in range(4, 60):
+        policy.observe(float(t), float(t - 4))
+        assert not policy.should_shed(float(t))
+    assert policy.speed() == pytest.approx(1.0)
+
+
+def test_shed_policy_recovers_when_speed_comes_back() -> None:
+    policy = ShedPolicy(window_s=10, min_speed=0.95)
+    policy.reset(0.0)
+    media = 0.0
+    for t in range(0, 30):
+        media += 0.5 if t < 8 else 1.0
+        policy.observe(float(t), media)
+    assert not policy.should_shed(29.0)

@@ -1,0 +1,198 @@
+"""build_args(job): the one FFmpeg argument list that turns a live source into the HLS ladder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transcoder.ladder import LadderConfig, Rendition, avc_level, hevc_level
+
+
+@dataclass(frozen=True)
+class TranscodeJob:
+    """Everything one channel's ffmpeg needs; build_args turns it into argv."""
+
+    input_url: str  # rtmp://127.0.0.1:PORT/live/<slug> in production
+    output_dir: Path  # MEDIA_DIR/live/<slug>
+    renditions: tuple[Rendition, ...]
+    config: LadderConfig
+    fps: float
+    has_audio: bool = True
+    segment_prefix: str = "seg"  # unique per live session so cached segment URLs never repeat
+    input_options: tuple[str, ...] = ()  # extra input flags (tests feed a file with -re)
+    ffmpeg: str = "ffmpeg"
+    loglevel: str = "warning"
+
+
+@dataclass
+class _Graph:
+    """Filter graph under construction: chains plus the output label of each rung."""
+
+    chains: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def gop_frames(job: TranscodeJob) -> int:
+    """Frames per segment: a fixed GOP so every rung's keyframes fall on segment edges."""
+    return max(1, round(job.fps * job.config.segment_seconds))
+
+
+def _hw_suffix(job: TranscodeJob, rendition: Rendition) -> str:
+    """Per-rung filters after scaling: upload for VAAPI, NV12 for QSV, 8-bit 4:2:0 otherwise."""
+    encoder = job.config.hevc_encoder if rendition.codec == "hevc" else "libx264"
+    if encoder == "hevc_vaapi":
+        return "format=nv12,hwupload"  # VAAPI encodes from GPU surfaces only
+    if encoder == "hevc_qsv":
+        return "format=nv12"  # QSV's native input; it uploads system frames itself
+    return "format=yuv420p"  # Main / High profile: 8-bit 4:2:0 whatever the source is
+
+
+def filter_graph(job: TranscodeJob) -> _Graph:
+    """Decode once, then scale each size once, each from the next larger size (cheaper)."""
+    encoded = [r for r in job.renditions if not r.copy]
+    sizes = sorted({(r.width, r.height) for r in encoded}, key=lambda s: s[1], reverse=True)
+    graph = _Graph()
+    src = "0:v:0"
+    for i, (w, h) in enumerate(sizes):
+        users = [r for r in encoded if (r.width, r.height) == (w, h)]
+        outs = [f"s{i}_{j}" for j in range(len(users))]
+        nxt = f"c{i}" if i + 1 < len(sizes) else None
+        if nxt:
+            outs.append(nxt)
+        # scale is a no-op pass-through when the size already matches
+        chain = f"[{src}]scale={w}:{h}"
+        chain += f",split={len(outs)}" if len(outs) > 1 else ""
+        graph.chains.append(chain + "".join(f"[{o}]" for o in outs))
+        for j, r in enumerate(users):
+            graph.labels[r.name] = f"v{job.renditions.index(r)}"
+            graph.chains.append(f"[s{i}_{j}]{_hw_suffix(job, r)}[{graph.labels[r.name]}]")
+        src = nxt or src
+    return graph
+
+
+def _video_args(job: TranscodeJob, k: int, r: Rendition) -> list[str]:
+    """Encoder flags for output video stream k."""
+    s = f":v:{k}"
+    if r.copy:
+        return [f"-c{s}", "copy"]  # the H.264 source as is: no decode cost, best quality
+    c, gop = job.config, gop_frames(job)
+    rate = [
+        f"-b{s}", f"{r.video_kbps}k",
+        f"-maxrate{s}", f"{r.maxrate_kbps}k",  # VBV cap so BANDWIDTH in the master holds
+        f"-bufsize{s}", f"{r.bufsize_kbps}k",
+        f"-g{s}", str(gop),  # fixed GOP: one keyframe per segment on every rung
+        f"-keyint_min{s}", str(gop),
+        f"-force_key_frames{s}", f"expr:gte(t,n_forced*{c.segment_seconds})",  # edges by time, too
+    ]  # fmt: skip
+    if r.codec == "h264":
+        level = avc_level(r.width, r.height, job.fps, r.maxrate_kbps)
+        return [
+            f"-c{s}", "libx264",
+            f"-preset{s}", c.h264_preset,
+            f"-profile{s}", "main",  # every browser decodes Main
+            f"-level{s}", f"{level / 10:.1f}",  # matches the avc1 CODECS we declare
+            f"-sc_threshold{s}", "0",  # no scene-cut keyframes between segment edges
+            f"-forced-idr{s}", "1",  # a segment must start with an IDR to stand alone
+            *rate,
+        ]  # fmt: skip
+    level = hevc_level(r.width, r.height, job.fps, r.maxrate_kbps)
+    tag = [f"-tag{s}", "hvc1"]  # hvc1, not hev1: Apple players refuse hev1 in fMP4
+    if c.hevc_encoder == "hevc_nvenc":
+        return [
+            f"-c{s}", "hevc_nvenc",
+            f"-preset{s}", c.preset if c.preset.startswith("p") else "p4",
+            f"-rc{s}", "vbr",
+            f"-level{s}", f"{level / 30:.1f}".removesuffix(".0"),  # matches declared CODECS
+            f"-no-scenecut{s}", "1",  # keyframes only where we force them
+            f"-forced-idr{s}", "1",  # forced keyframes as IDR so segments stand alone
+            *tag, *rate,
+        ]  # fmt: skip
+    if c.hevc_encoder == "hevc_vaapi":
+        return [
+            f"-c{s}", "hevc_vaapi",
+            f"-rc_mode{s}", "VBR",
+            f"-level{s}", str(level),  # general_level_idc, matches declared CODECS
+            f"-bf{s}", "0",  # B-frames are unsupported or buggy on many VAAPI drivers
+            *tag, *rate,
+        ]  # fmt: skip
+    if c.hevc_encoder == "hevc_qsv":
+        return [
+            f"-c{s}", "hevc_qsv",
+            f"-preset{s}", c.preset,
+            f"-level{s}", str(level),  # general_level_idc, matches declared CODECS
+            f"-forced_idr{s}", "1",  # forced keyframes as IDR so segments stand alone
+            *tag, *rate,
+        ]  # fmt: skip
+    x265 = [
+        f"keyint={gop}",
+        f"min-keyint={gop}",
+        "scenecut=0",  # no extra keyframes: they would break cross-rung alignment
+        "open-gop=0",  # closed GOPs: a segment decodes without its predecessor
+        f"level-idc={level / 30:.1f}",  # signal the level we declare in CODECS (x265 wants 3.1)
+        "log-level=error",  # x265 prints a banner per rung at info
+    ]
+    if c.x265_params:
+        x265.append(c.x265_params)
+    return [
+        f"-c{s}", "libx265",
+        f"-preset{s}", c.preset,
+        f"-x265-params{s}", ":".join(x265),
+        f"-forced-idr{s}", "1",  # forced keyframes as IDR, not CRA
+        *tag, *rate,
+    ]  # fmt: skip
+
+
+def build_args(job: TranscodeJob) -> list[str]:
+    """The complete ffmpeg argv for a job: pure, no shell, deterministic."""
+    c = job.config
+    args = [
+        job.ffmpeg,
+        "-hide_banner",
+        "-nostdin",  # never read the terminal; stop comes as SIGINT
+        "-nostats",  # progress goes to stdout via -progress instead
+        "-loglevel", f"level+{job.loglevel}",  # "[warning]" prefixes let us classify stderr
+        "-progress", "pipe:1",  # key=value blocks on stdout for speed and stall detection
+    ]  # fmt: skip
+    if c.hevc_encoder == "hevc_vaapi" and any(r.codec == "hevc" for r in job.renditions):
+        args += ["-vaapi_device", c.vaapi_device]  # hwupload needs a device
+    if job.input_url.startswith(("rtmp://", "rtmps://")):
+        args += ["-rw_timeout", "10000000"]  # a silent publisher ends the read after 10 s
+    args += [*job.input_options, "-i", job.input_url]
+    graph = filter_graph(job)
+    if graph.chains:
+        args += ["-filter_complex", ";".join(graph.chains)]
+    stream_map: list[str] = []
+    for k, r in enumerate(job.renditions):
+        args += ["-map", "0:v:0" if r.copy else f"[{graph.labels[r.name]}]"]
+        if job.has_audio:
+            args += ["-map", "0:a:0"]  # one AAC copy per variant: each variant is self-contained
+        stream_map.append(f"v:{k},a:{k},name:{r.name}" if job.has_audio else f"v:{k},name:{r.name}")
+    for k, r in enumerate(job.renditions):
+        args += _video_args(job, k, r)
+    if job.has_audio:
+        audio_kbps = max(r.audio_kbps for r in job.renditions)
+        args += ["-c:a", "aac", "-b:a", f"{audio_kbps}k", "-ac", "2"]  # AAC-LC stereo: mp4a.40.2
+    out = job.output_dir
+    args += [
+        "-max_muxing_queue_size", "1024",  # rungs start at different times; don't abort on it
+        "-f", "hls",
+        "-hls_time", str(c.segment_seconds),
+        "-hls_segment_type", "fmp4",
+        # The init file lives beside its playlist as init.mp4 (hlsenc would otherwise name it
+        # init_<n>.mp4); the URI resolves from <name>/index.m3u8 to <name>/init.mp4.
+        "-hls_fmp4_init_filename", "../%v/init.mp4",
+        "-hls_list_size", str(c.list_size),
+        "-hls_delete_threshold", "3",  # keep just-expired segments for slow players
+        "-hls_flags", "+".join([
+            "independent_segments",  # every segment starts on an IDR
+            "program_date_time",  # wall clock per segment for latency and sync
+            "temp_file",  # write .tmp then rename: no player sees half a segment
+            "append_list",  # a restart continues the playlist (sequence, DISCONTINUITY)
+            "omit_endlist",  # the supervisor writes ENDLIST only when the stream ends
+            "delete_segments",  # bounded disk use for the live window
+        ]),
+        "-hls_segment_filename", str(out / "%v" / f"{job.segment_prefix}-%d.m4s"),
+        "-var_stream_map", " ".join(stream_map),
+        str(out / "%v" / "index.m3u8"),
+    ]  # fmt: skip
+    return args

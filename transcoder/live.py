@@ -1,0 +1,146 @@
+"""LiveTranscoders: what the server calls to start and stop each live channel's ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from transcoder.command import TranscodeJob
+from transcoder.ladder import LadderConfig, choose_ladder
+from transcoder.playlist import write_master
+from transcoder.probe import probe_source
+from transcoder.supervisor import Supervisor, SupervisorOptions, reap_orphans
+
+log = logging.getLogger("onair.transcoder")
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def check_slug(slug: str) -> str:
+    """Return slug if it is a valid channel slug, else raise ValueError (never a path)."""
+    if not SLUG_RE.fullmatch(slug):
+        raise ValueError(f"invalid channel slug {slug!r}")
+    return slug
+
+
+def _clear(directory: Path) -> None:
+    """Empty a channel's output folder so a new session starts fresh playlists."""
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+class LiveTranscoders:
+    """One Supervisor per live channel, writing under media_dir/live/<slug>/."""
+
+    def __init__(
+        self,
+        media_dir: Path,
+        config: LadderConfig,
+        *,
+        ffmpeg: str = "ffmpeg",
+        ffprobe: str = "ffprobe",
+        probe_timeout: float = 15.0,
+        run_dir: Path | None = None,
+        options: SupervisorOptions | None = None,
+        input_options: Sequence[str] = (),
+        on_failed: Callable[[str], None] | None = None,
+    ) -> None:
+        """run_dir holds the pidfiles (default media_dir/run, outside the served live/ tree)."""
+        self.media_dir = media_dir
+        self.config = config
+        self.ffmpeg = ffmpeg
+        self.ffprobe = ffprobe
+        self.probe_timeout = probe_timeout
+        self.run_dir = run_dir if run_dir is not None else media_dir / "run"
+        self.options = options or SupervisorOptions()
+        self.input_options = tuple(input_options)
+        self.on_failed = on_failed
+        self._sups: dict[str, Supervisor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def output_dir(self, slug: str) -> Path:
+        """media_dir/live/<slug>, after validating the slug."""
+        return self.media_dir / "live" / check_slug(slug)
+
+    def supervisor(self, slug: str) -> Supervisor | None:
+        """The channel's supervisor, if one was started and not stopped."""
+        return self._sups.get(slug)
+
+    def running(self) -> set[str]:
+        """Slugs whose ffmpeg is running or restarting (not failed, not stopped)."""
+        return {slug for slug, sup in self._sups.items() if not sup.done}
+
+    async def start(self, slug: str, source_url: str, *, resume: bool = False) -> None:
+        """Probe, choose the ladder, write master.m3u8 and start ffmpeg; no-op if running.
+
+        resume=True keeps the existing playlists and appends to them (a server restart while
+        the publisher stays live); otherwise the folder is emptied for a new session.
+        Raises ProbeError, SpawnError or ValueError (bad slug).
+        """
+        out = self.output_dir(slug)
+        lock = self._locks.setdefault(slug, asyncio.Lock())
+        async with lock:
+            current = self._sups.get(slug)
+            if current is not None and not current.done:
+                return
+            await reap_orphans(self.run_dir, name=slug)
+            source = await probe_source(
+                source_url, timeout=self.probe_timeout, ffprobe=self.ffprobe
+            )
+            renditions = choose_ladder(source, self.config)
+            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+            if not resume:
+                await asyncio.to_thread(_clear, out)
+            for r in renditions:
+                (out / r.name).mkdir(exist_ok=True)
+            write_master(out, renditions, source)
+            job = TranscodeJob(
+                input_url=source_url,
+                output_dir=out,
+                renditions=tuple(renditions),
+                config=self.config,
+                fps=source.fps,
+                has_audio=source.has_audio,
+                # hex milliseconds: segment names never repeat across sessions, so immutable
+                # caching of segments stays correct
+                segment_prefix=f"{time.time_ns() // 1_000_000:x}",
+                input_options=self.input_options,
+                ffmpeg=self.ffmpeg,
+            )
+            sup = Supervisor(
+                slug,
+                job,
+                source,
+                pidfile=self.run_dir / f"{slug}.pid",
+                options=self.options,
+                on_failed=self.on_failed,
+            )
+            log.info(
+                "transcoder starting channel=%s source=%dx%d@%.3g %s rungs=%s",
+                slug, source.width, source.height, source.fps, source.video_codec,
+                ",".join(r.name for r in renditions),
+            )  # fmt: skip
+            await sup.start()
+            self._sups[slug] = sup
+
+    async def stop(self, slug: str) -> None:
+        """Stop the channel's ffmpeg gracefully (playlists end with ENDLIST); no-op if none."""
+        check_slug(slug)
+        lock = self._locks.setdefault(slug, asyncio.Lock())
+        async with lock:
+            sup = self._sups.pop(slug, None)
+            if sup is not None:
+                await sup.stop()
+                log.info("transcoder stopped channel=%s", slug)
+
+    async def close(self) -> None:
+        """Stop every channel, concurrently."""
+        await asyncio.gather(*(self.stop(slug) for slug in list(self._sups)))

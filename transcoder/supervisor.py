@@ -1,0 +1,388 @@
+"""One channel's ffmpeg: spawn in its own process group, watch progress, restart, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from transcoder import metrics
+from transcoder.command import TranscodeJob, build_args
+from transcoder.ladder import Rendition, shed_rung
+from transcoder.playlist import append_endlist, atomic_write, write_master
+from transcoder.probe import SourceInfo
+from transcoder.progress import Progress, ProgressParser, classify_stderr
+from transcoder.shedding import ShedPolicy
+
+log = logging.getLogger("onair.transcoder")
+
+State = Literal["idle", "running", "backoff", "failed", "stopped"]
+
+
+class SpawnError(Exception):
+    """ffmpeg could not be started at all (missing binary, bad permissions)."""
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    """Timeouts and restart policy; defaults suit a live RTMP input."""
+
+    stall_timeout_s: float = 15.0  # no new media for this long: kill and restart
+    startup_timeout_s: float = 30.0  # first media may wait for RTMP connect and probing
+    stop_grace_s: float = 10.0  # SIGINT, then SIGKILL after this
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    stable_after_s: float = 30.0  # a run this long resets backoff and the failure count
+    max_fast_failures: int = 5  # consecutive short runs before the channel is failed
+    shed_window_s: float = 20.0
+    shed_min_speed: float = 0.95
+    shed_enabled: bool = True
+
+
+class Supervisor:
+    """Owns exactly one ffmpeg for one channel, restarting it until stop()."""
+
+    def __init__(
+        self,
+        channel: str,
+        job: TranscodeJob,
+        source: SourceInfo,
+        *,
+        pidfile: Path,
+        options: SupervisorOptions | None = None,
+        on_failed: Callable[[str], None] | None = None,
+    ) -> None:
+        """channel: the public slug (safe to log); pidfile: where the orphan guard goes."""
+        self.channel = channel
+        self._job = job
+        self._source = source
+        self._pidfile = pidfile
+        self._opts = options or SupervisorOptions()
+        self._on_failed = on_failed
+        self._policy = ShedPolicy(
+            window_s=self._opts.shed_window_s, min_speed=self._opts.shed_min_speed
+        )
+        self._stop = asyncio.Event()
+        self._spawned = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._spawn_error: OSError | None = None
+        self._pending: list[Rendition] | None = None
+        self._last_out: float | None = None
+        self._last_advance = 0.0
+        self._stderr_tail: deque[str] = deque(maxlen=5)
+        self.state: State = "idle"
+        self.pid: int | None = None
+        self.last_progress: Progress | None = None
+
+    @property
+    def renditions(self) -> tuple[Rendition, ...]:
+        """The rungs ffmpeg produces now (fewer after shedding)."""
+        return self._job.renditions
+
+    @property
+    def done(self) -> bool:
+        """True once the supervisor has stopped or given up."""
+        return self.state in ("failed", "stopped")
+
+    async def start(self) -> None:
+        """Spawn ffmpeg and return once it runs; raise SpawnError if it cannot start."""
+        if self._task is not None:
+            return
+        self._task = asyncio.create_task(self._loop(), name=f"transcoder-{self.channel}")
+        spawned = asyncio.create_task(self._spawned.wait())
+        try:
+            await asyncio.wait({spawned, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await self.stop()  # the caller gave up: leave no ffmpeg behind
+            raise
+        finally:
+            spawned.cancel()
+        if self._spawn_error is not None and not self._spawned.is_set():
+            await self.stop()
+            raise SpawnError(str(self._spawn_error)) from self._spawn_error
+
+    async def stop(self) -> None:
+        """SIGINT to the group, SIGKILL after the grace period; playlists get ENDLIST."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def wait(self) -> None:
+        """Until the supervisor has stopped or failed."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff, fast = self._opts.backoff_initial_s, 0
+        try:
+            while not self._stop.is_set():
+                started = loop.time()
+                reason = await self._run_once()
+                if reason == "spawn" and not self._spawned.is_set():
+                    self.state = "failed"
+                    return
+                metrics.EXITS.labels(reason).inc()
+                if self._stop.is_set():
+                    break
+                if reason == "shed":
+                    continue
+                if loop.time() - started >= self._opts.stable_after_s:
+                    backoff, fast = self._opts.backoff_initial_s, 0  # a stable run: start over
+                else:
+                    fast += 1
+                if fast >= self._opts.max_fast_failures:
+                    self._fail(fast)
+                    return
+                metrics.RESTARTS.labels(self.channel).inc()
+                self.state = "backoff"
+                log.warning(
+                    "ffmpeg restarting channel=%s reason=%s delay=%.1fs failures=%d",
+                    self.channel, reason, backoff, fast,
+                )  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, self._opts.backoff_max_s)
+        finally:
+            self._finish()
+
+    def _fail(self, failures: int) -> None:
+        self.state = "failed"
+        metrics.FAILED.labels(self.channel).inc()
+        log.error("ffmpeg gave up channel=%s failures=%d", self.channel, failures)
+        if self._on_failed is not None:
+            self._on_failed(self.channel)
+
+    def _finish(self) -> None:
+        """Whatever the exit path: end the playlists, drop the pidfile and the gauges."""
+        for r in self._job.renditions:
+            append_endlist(self._job.output_dir / r.name / "index.m3u8")
+        self._pidfile.unlink(missing_ok=True)
+        metrics.forget(self.channel)
+        if self.state != "failed":
+            self.state = "stopped"
+        self.pid = None
+
+    async def _run_once(self) -> str:
+        """Run ffmpeg once; return why it ended (the exits_total reason)."""
+        loop = asyncio.get_running_loop()
+        for tmp in self._job.output_dir.glob("*/*.tmp"):
+            tmp.unlink(missing_ok=True)  # a killed ffmpeg leaves its half-written segment
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *build_args(self._job),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # own process group: signals reach ffmpeg, not us
+            )
+        except OSError as err:
+            self._spawn_error = err
+            log.error("ffmpeg spawn failed channel=%s error=%s", self.channel, err)
+            return "spawn"
+        started = loop.time()
+        self.pid = proc.pid
+        self._pidfile.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._pidfile, f"{proc.pid}\n{self._job.output_dir}\n")
+        self.state = "running"
+        self._spawned.set()
+        self._last_out, self._last_advance = None, started
+        self._policy.reset(started)
+        metrics.RUNGS.labels(self.channel).set(len(self._job.renditions))
+        log.info(
+            "ffmpeg started channel=%s pid=%d rungs=%s",
+            self.channel, proc.pid, ",".join(r.name for r in self._job.renditions),
+        )  # fmt: skip
+        readers = [
+            asyncio.create_task(self._read_stdout(proc)),
+            asyncio.create_task(self._read_stderr(proc)),
+        ]
+        exited = asyncio.create_task(proc.wait())
+        watch = asyncio.create_task(self._watch())
+        stop = asyncio.create_task(self._stop.wait())
+        reason = "crashed"
+        try:
+            done, _ = await asyncio.wait({exited, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if exited in done:
+                reason = "ended" if proc.returncode == 0 else "crashed"
+            elif stop in done:
+                reason = "stopped" if await self._terminate(proc) else "killed"
+            else:
+                reason = watch.result()
+                if reason == "stalled":
+                    _killpg(proc.pid, signal.SIGKILL)  # a hung ffmpeg may ignore SIGINT
+                    await proc.wait()
+                elif not await self._terminate(proc):
+                    log.warning("ffmpeg needed SIGKILL to shed channel=%s", self.channel)
+        finally:
+            for task in (exited, watch, stop):
+                task.cancel()
+            if proc.returncode is None:  # we are being cancelled: leave nothing behind
+                _killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+            await asyncio.gather(*readers, return_exceptions=True)
+            self._pidfile.unlink(missing_ok=True)
+        level = logging.INFO if reason in ("stopped", "shed") else logging.WARNING
+        log.log(
+            level,
+            "ffmpeg exited channel=%s pid=%d rc=%s reason=%s ran=%.1fs last=%r",
+            self.channel, proc.pid, proc.returncode, reason, loop.time() - started,
+            " | ".join(self._stderr_tail),
+        )  # fmt: skip
+        if reason == "shed" and self._pending is not None:
+            self._apply_shed(self._pending)
+        return reason
+
+    def _apply_shed(self, keep: list[Rendition]) -> None:
+        """Restart with fewer rungs: new master first, then remove the dropped rung's files."""
+        dropped = [r for r in self._job.renditions if r not in keep]
+        self._job = dataclasses.replace(self._job, renditions=tuple(keep))
+        write_master(self._job.output_dir, keep, self._source)
+        for r in dropped:
+            # a 404 on its playlist makes hls.js switch to a rung that still exists
+            shutil.rmtree(self._job.output_dir / r.name, ignore_errors=True)
+        metrics.SHED.labels(self.channel).inc()
+        log.warning(
+            "ffmpeg shed rung channel=%s dropped=%s rungs=%s",
+            self.channel, ",".join(r.name for r in dropped), ",".join(r.name for r in keep),
+        )  # fmt: skip
+        self._pending = None
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> bool:
+        """SIGINT the group (ffmpeg finishes its segments), SIGKILL after grace; True if clean."""
+        _killpg(proc.pid, signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), self._opts.stop_grace_s)
+            return True
+        except TimeoutError:
+            _killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return False
+
+    async def _watch(self) -> str:
+        """Return "stalled" when media stops advancing, "shed" when ffmpeg falls behind."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            limit = (
+                self._opts.startup_timeout_s
+                if self._last_out is None
+                else self._opts.stall_timeout_s
+            )
+            if now - self._last_advance > limit:
+                log.warning(
+                    "ffmpeg stalled channel=%s pid=%s for=%.1fs", self.channel, self.pid, limit
+                )
+                return "stalled"
+            if self._opts.shed_enabled and self._policy.should_shed(now):
+                smaller = shed_rung(list(self._job.renditions))
+                if smaller is not None:
+                    self._pending = smaller
+                    return "shed"
+                log.warning("ffmpeg behind live, nothing left to shed channel=%s", self.channel)
+                self._policy.reset(now)
+
+    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        parser = ProgressParser()
+        async for raw in proc.stdout:
+            p = parser.feed(raw.decode(errors="replace"))
+            if p is None:
+                continue
+            now = loop.time()
+            self.last_progress = p
+            if p.out_time_s is not None and (
+                self._last_out is None or p.out_time_s > self._last_out
+            ):
+                self._last_out, self._last_advance = p.out_time_s, now
+                self._policy.observe(now, p.out_time_s)
+            speed = self._policy.speed()
+            speed = p.speed if speed is None else speed
+            if speed is not None:
+                metrics.SPEED.labels(self.channel).set(speed)
+            if p.fps is not None:
+                metrics.FPS.labels(self.channel).set(p.fps)
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        self._stderr_tail.clear()
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            level = classify_stderr(line)
+            if level >= logging.WARNING:
+                self._stderr_tail.append(line[:300])
+            log.log(level, "ffmpeg says channel=%s pid=%d: %s", self.channel, proc.pid, line)
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _alive(pid: int) -> bool:
+    """True unless /proc says the process is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _is_orphan_ffmpeg(pid: int, output_dir: str) -> bool:
+    """The pid is still an ffmpeg leading its own group and writing to output_dir."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        pgid = os.getpgid(pid)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    name = os.path.basename(argv[0].decode(errors="replace"))
+    return (
+        name.startswith("ffmpeg")
+        and pgid == pid  # we spawned it with start_new_session, so it leads its group
+        and any(output_dir.encode() in a for a in argv[1:])  # not an ffmpeg that reused the pid
+    )
+
+
+def _kill_orphans(run_dir: Path, name: str | None) -> list[int]:
+    """SIGKILL the group of every verified orphan named by a pidfile; remove the pidfiles."""
+    files = [run_dir / f"{name}.pid"] if name is not None else sorted(run_dir.glob("*.pid"))
+    killed: list[int] = []
+    for pidfile in files:
+        try:
+            pid_text, _, output_dir = pidfile.read_text().partition("\n")
+            pid = int(pid_text)
+        except (FileNotFoundError, ValueError):
+            pidfile.unlink(missing_ok=True)
+            continue
+        if _is_orphan_ffmpeg(pid, output_dir.strip()):
+            _killpg(pid, signal.SIGKILL)
+            killed.append(pid)
+            log.warning("ffmpeg orphan reaped channel=%s pid=%d", pidfile.stem, pid)
+        pidfile.unlink(missing_ok=True)
+    return killed
+
+
+async def reap_orphans(
+    run_dir: Path, *, name: str | None = None, timeout: float = 5.0
+) -> list[int]:
+    """Kill ffmpeg groups left by a previous server (pidfiles in run_dir); return their pids."""
+    killed = _kill_orphans(run_dir, name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # Not our children, so there is nothing to wait() on: poll /proc until they are gone.
+    while any(_alive(p) for p in killed) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return killed
