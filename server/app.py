@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 
-from server import api, db, health, metrics
+from server import api, chat, chat_api, db, health, ingest, ladders, metrics, viewers
 from server.errors import error_middleware
 from server.events import EventBus
-from server.keys import EVENTS, HTTP, LIVE, SETTINGS
+from server.keys import EVENTS, HTTP, LIVE, REDIS, SETTINGS
 from server.live import LiveRegistry
 from server.settings import Settings
 
@@ -23,6 +24,19 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as session:
         app[HTTP] = session
         yield
+
+
+async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    """A Redis client when ONAIR_REDIS_URL is set (viewer counts shared across hosts)."""
+    url = app[SETTINGS].redis_url
+    if url is None:
+        app[REDIS] = None
+        yield
+        return
+    client = aioredis.from_url(url)
+    app[REDIS] = client
+    yield
+    await client.aclose()
 
 
 async def media_dirs(app: web.Application) -> AsyncIterator[None]:
@@ -42,8 +56,23 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIVE] = LiveRegistry()
     app[EVENTS] = EventBus()
-    app.cleanup_ctx.extend([http_client, media_dirs, db.postgres])
+    app.cleanup_ctx.extend(
+        [
+            http_client,
+            media_dirs,
+            redis_client,
+            db.postgres,
+            chat.chat_context,  # after the pool: chat flushes before it closes
+            ingest.ingest,
+            ladders.ladders,
+            viewers.viewer_sessions,
+        ]
+    )
     app.add_routes(api.routes)
+    app.add_routes(ingest.routes)
+    app.add_routes(viewers.routes)
+    app.add_routes(chat_api.routes)
+    chat.attach(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", metrics.metrics)
     return app

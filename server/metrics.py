@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from server.errors import Handler
 
@@ -18,6 +18,13 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+HOOK_DECISIONS = Counter(
+    "onair_ingest_hook_decisions_total", "nginx-rtmp hook answers", ["hook", "decision"]
+)
+PLAYLIST_REQUESTS = Counter(
+    "onair_hls_playlist_requests_total", "Playlist requests through the server", ["result"]
+)
+VIEWERS_GAUGE = Gauge("onair_hls_viewers", "Viewer sessions per channel", ["channel"])
 
 
 def route_name(request: web.Request) -> str:

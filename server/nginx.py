@@ -5,32 +5,40 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 TEMPLATE = Path(__file__).resolve().parent.parent / "nginx" / "onair.conf.template"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
 class NginxError(Exception):
     """nginx is missing, its config is bad, or it would not start."""
 
 
-def render(template: str, values: dict[str, str]) -> str:
-    """Replace every {{ name }}; a name without a value is an error, not an empty string."""
+def render(template: str, values: Mapping[str, object]) -> str:
+    """Render the Jinja2 template as Ansible's template module does; a missing value is an error.
 
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise NginxError(f"template placeholder {name} has no value")
-        return values[name]
-
-    return _PLACEHOLDER.sub(value, template)
+    trim_blocks matches Ansible's default, so `onair up` and production read the same file alike.
+    """
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return env.from_string(template).render(**values)
+    except jinja2.UndefinedError as err:
+        raise NginxError(f"template placeholder has no value: {err.message}") from err
+    except jinja2.TemplateSyntaxError as err:
+        raise NginxError(f"template error at line {err.lineno}: {err.message}") from err
 
 
 def worker_user() -> str | None:
@@ -68,8 +76,8 @@ def config_values(
     rtmp_listen: str,
     server_port: int,
     hook_secret: str,
-) -> dict[str, str]:
-    """The template's values for a private prefix (`onair up`, tests)."""
+) -> dict[str, object]:
+    """The template's values for a private prefix (`onair up`, tests): plain HTTP, no TLS."""
     user = worker_user()
     return {
         "user_directive": f"user {user};" if user else "",
@@ -84,10 +92,11 @@ def config_values(
         "server_port": str(server_port),
         "hook_secret": hook_secret,
         "media_dir": str(media_dir),
+        "tls": False,
     }
 
 
-def write_config(layout: NginxLayout, values: dict[str, str]) -> Path:
+def write_config(layout: NginxLayout, values: Mapping[str, object]) -> Path:
     """Render the template into the prefix (0600: the hook secret is in it)."""
     if not RTMP_MODULE.exists():
         raise NginxError(f"{RTMP_MODULE} is missing (apt-get install libnginx-mod-rtmp)")

@@ -52,6 +52,12 @@ class Settings:
     log_level: str = "INFO"
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    viewer_session_seconds: float = 10.0  # a player silent this long is no longer watching
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed on /socket.io; () = same origin
+    chat_rate_messages: int = 5  # per connection, per chat_rate_seconds (token bucket)
+    chat_rate_ip_messages: int = 20  # per client address: several people can share one NAT
+    chat_rate_seconds: float = 5.0
+    chat_viewers_seconds: float = 2.0  # how often the viewer count is pushed while it changes
 
     @property
     def media_root(self) -> Path:
@@ -123,6 +129,28 @@ def _parse_bytes(raw: Any) -> int:
     return value
 
 
+def _parse_count(raw: Any) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError
+    return value
+
+
+def _parse_origins(raw: Any) -> tuple[str, ...]:
+    origins = _parse_hosts(raw)
+    for origin in origins:
+        if origin != "*" and urlsplit(origin).scheme not in ("http", "https"):
+            raise ValueError
+    return tuple(o.rstrip("/") for o in origins)
+
+
+def _parse_seconds(raw: Any) -> float:
+    value = float(raw)
+    if not 0 < value <= 3600:
+        raise ValueError
+    return value
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -149,6 +177,12 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "log_level": (_parse_level, "one of DEBUG, INFO, WARNING, ERROR", False),
     "ffmpeg": (_parse_nonempty, "a program name or path", False),
     "ffprobe": (_parse_nonempty, "a program name or path", False),
+    "viewer_session_seconds": (_parse_seconds, "seconds between 0 and 3600", False),
+    "cors_origins": (_parse_origins, "a comma-separated list of http(s):// origins or *", False),
+    "chat_rate_messages": (_parse_count, "a whole number >= 1", False),
+    "chat_rate_ip_messages": (_parse_count, "a whole number >= 1", False),
+    "chat_rate_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
+    "chat_viewers_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
 }
 
 

@@ -6,16 +6,22 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from server import nginx
 from server.app import create_app
 from server.pgcluster import PgCluster
 from server.settings import Settings
@@ -84,6 +90,7 @@ def settings(database_url: str, media_dir: Path) -> Settings:
         media_dir=media_dir,
         http_port=free_port(),
         server_port=free_port(),
+        rtmp_port=free_port(),
         database_url=database_url,
         admin_token=ADMIN_TOKEN,
         hook_secret="test-hook-secret-" + secrets.token_hex(8),
@@ -113,3 +120,144 @@ def onair_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
     env["ONAIR_DATABASE_URL"] = database_url
     return env
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2
+) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class LiveStack:
+    """A real server on a real port behind a real nginx-rtmp, for media tests."""
+
+    app: web.Application
+    settings: Settings
+    nginx_prefix: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def rtmp(self, name: str) -> str:
+        return f"rtmp://127.0.0.1:{self.settings.rtmp_port}/live/{name}"
+
+
+@asynccontextmanager
+async def running_nginx(settings: Settings) -> AsyncIterator[Path]:
+    """nginx rendered from nginx/ in front of settings.server_port; yields its prefix."""
+    layout = nginx.NginxLayout(open_tempdir("onair-nginx-"))
+    values = nginx.config_values(
+        prefix=layout.prefix,
+        media_dir=settings.media_root,
+        http_listen=f"127.0.0.1:{settings.http_port}",
+        rtmp_listen=f"127.0.0.1:{settings.rtmp_port}",
+        server_port=settings.server_port,
+        hook_secret=settings.hook_secret,
+    )
+    nginx.write_config(layout, values)
+    nginx.test_config(layout)
+    process = await nginx.start_nginx(layout)
+
+    async def nginx_up() -> bool:
+        assert process.returncode is None, nginx.error_log_tail(layout)
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{settings.http_port}/nginx-health") as response,
+            ):
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await wait_until(nginx_up, 20, "nginx to answer")
+        yield layout.prefix
+    finally:
+        await nginx.stop_nginx(process)
+        shutil.rmtree(layout.prefix, ignore_errors=True)
+
+
+@pytest.fixture
+async def live_stack(settings: Settings, aiohttp_server) -> AsyncIterator[LiveStack]:  # type: ignore[no-untyped-def]
+    """create_app on settings.server_port with nginx in front of it."""
+    app = create_app(settings)
+    await aiohttp_server(app, port=settings.server_port)
+    async with running_nginx(settings) as prefix:
+        yield LiveStack(app, settings, prefix)
+
+
+class Publisher:
+    """FFmpeg pushing a test pattern over RTMP the way OBS does (H.264 + AAC in FLV)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def stop(self) -> None:
+        """Stop publishing (SIGINT lets FFmpeg close the RTMP session cleanly)."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+@pytest.fixture
+async def publish() -> AsyncIterator[Callable[..., Awaitable[Publisher]]]:
+    """Start publishers; every one still running is stopped at the end of the test."""
+    started: list[Publisher] = []
+
+    async def start(url: str, size: str = "640x360", fps: int = 30) -> Publisher:
+        process = await asyncio.create_subprocess_exec(
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate={fps}",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            str(fps * 2),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "flv",
+            url,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        publisher = Publisher(process)
+        started.append(publisher)
+        return publisher
+
+    yield start
+    for publisher in started:
+        await publisher.stop()

@@ -1,0 +1,149 @@
+"""Playlists through the server, and viewer sessions: alive while a player keeps fetching."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from server.channels import valid_slug
+from server.keys import LIVE, REDIS, SETTINGS, VIEWERS
+from server.metrics import PLAYLIST_REQUESTS, VIEWERS_GAUGE
+
+log = logging.getLogger("onair.viewers")
+routes = web.RouteTableDef()
+
+RENDITION = re.compile(r"^[a-z0-9]{1,16}$")
+PLAYLIST_HEADERS = {
+    "Content-Type": "application/vnd.apple.mpegurl",
+    # A live playlist changes every segment: never cache it anywhere.
+    "Cache-Control": "no-cache, no-store",
+    "Access-Control-Allow-Origin": "*",
+}
+SWEEP_INTERVAL = 1.0
+VIEWERS_PREFIX = "onair:viewers:"
+
+
+@dataclass
+class ViewerSessions:
+    """Last playlist fetch per (channel, session key), in this process."""
+
+    ttl: float
+    seen: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def touch(self, slug: str, session: str, now: float) -> None:
+        """A player of `slug` fetched a playlist."""
+        self.seen.setdefault(slug, {})[session] = now
+
+    def sweep(self, now: float) -> dict[str, int]:
+        """Forget sessions older than the TTL; returns live sessions per channel."""
+        counts: dict[str, int] = {}
+        for slug in list(self.seen):
+            sessions = self.seen[slug]
+            for key in [k for k, t in sessions.items() if now - t > self.ttl]:
+                del sessions[key]
+            if sessions:
+                counts[slug] = len(sessions)
+            else:
+                del self.seen[slug]
+        return counts
+
+
+def session_key(request: web.Request, secret: str) -> str:
+    """Who is watching, without keeping who: a keyed hash of address and user agent."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    # nginx (on loopback) sets X-Forwarded-For; from anyone else the header is not trusted.
+    peer = request.remote or ""
+    address = (
+        forwarded.split(",")[-1].strip() if forwarded and peer in ("127.0.0.1", "::1") else peer
+    )
+    material = f"{address}\n{request.headers.get('User-Agent', '')}".encode()
+    return hashlib.blake2b(material, key=secret.encode()[:64], digest_size=12).hexdigest()
+
+
+def read_playlist(request: web.Request, *parts: str) -> web.Response:
+    """The playlist file under MEDIA_DIR/live, counted as a viewer fetch; 404 when absent."""
+    slug = request.match_info["slug"]
+    if not valid_slug(slug):
+        raise web.HTTPNotFound()
+    path = request.app[SETTINGS].media_root.joinpath("live", slug, *parts)
+    try:
+        # Small file, page cache: a plain read costs less than a thread hop.
+        body = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        PLAYLIST_REQUESTS.labels("missing").inc()
+        raise web.HTTPNotFound() from None
+    PLAYLIST_REQUESTS.labels("served").inc()
+    secret = request.app[SETTINGS].secret_key
+    request.app[VIEWERS].touch(slug, session_key(request, secret), time.monotonic())
+    return web.Response(body=body, headers=PLAYLIST_HEADERS)
+
+
+@routes.get("/hls/{slug}/master.m3u8")
+async def master_playlist(request: web.Request) -> web.Response:
+    """The channel's master playlist."""
+    return read_playlist(request, "master.m3u8")
+
+
+@routes.get("/hls/{slug}/{rendition}/index.m3u8")
+async def rendition_playlist(request: web.Request) -> web.Response:
+    """One rendition's media playlist."""
+    rendition = request.match_info["rendition"]
+    if not RENDITION.fullmatch(rendition):
+        raise web.HTTPNotFound()
+    return read_playlist(request, rendition, "index.m3u8")
+
+
+async def shared_counts(
+    redis: aioredis.Redis, sessions: ViewerSessions, ttl: float
+) -> dict[str, int]:
+    """Push this process's sessions to Redis and read every host's count back."""
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        for slug, keys in sessions.seen.items():
+            pipe.zadd(f"{VIEWERS_PREFIX}{slug}", dict.fromkeys(keys, now))
+            pipe.expire(f"{VIEWERS_PREFIX}{slug}", int(ttl * 3))
+        await pipe.execute()
+    names = sorted({name async for name in redis.scan_iter(match=VIEWERS_PREFIX + "*", count=500)})
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.zremrangebyscore(name, "-inf", now - ttl)
+            pipe.zcard(name)
+        results = await pipe.execute()
+    counts = {
+        name.decode().removeprefix(VIEWERS_PREFIX): int(count)
+        for name, count in zip(names, results[1::2], strict=True)
+    }
+    return {slug: n for slug, n in counts.items() if n}
+
+
+async def viewer_sessions(app: web.Application) -> AsyncIterator[None]:
+    """Keep per-channel viewer counts fresh (shared through Redis when it is configured)."""
+    sessions = app[VIEWERS] = ViewerSessions(ttl=app[SETTINGS].viewer_session_seconds)
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            local = sessions.sweep(time.monotonic())
+            counts = local
+            redis = app[REDIS]
+            if redis is not None:
+                try:
+                    counts = await shared_counts(redis, sessions, sessions.ttl)
+                except (aioredis.RedisError, OSError) as err:
+                    log.warning("viewer counts from redis failed error=%s", type(err).__name__)
+            for slug in set(app[LIVE].viewer_counts) | set(counts):
+                VIEWERS_GAUGE.labels(slug).set(counts.get(slug, 0))
+            app[LIVE].viewer_counts = counts
+
+    task = asyncio.create_task(sweep_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

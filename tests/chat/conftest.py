@@ -1,0 +1,188 @@
+"""Chat fixtures: a real redis-server, real apps on free ports, Socket.IO clients that record."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+import socketio
+from aiohttp import web
+
+from server import channels
+from server.app import create_app
+from server.keys import DB
+from server.settings import Settings
+from tests.conftest import free_port, open_tempdir
+
+WAIT = 5.0
+SERVER_EVENTS = ("message", "deleted", "viewers", "stream", "slow_mode")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """One redis-server for the run: no persistence, loopback only, polled until PING answers."""
+    port = free_port()
+    folder = open_tempdir("onair-redis-")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                with redis.Redis.from_url(url) as probe:
+                    if probe.ping():
+                        break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The shared redis-server, emptied for this test."""
+    with redis.Redis.from_url(redis_server) as conn:
+        conn.flushall()
+    return redis_server
+
+
+@pytest.fixture
+def chat_settings(settings: Settings) -> Settings:
+    """The suite's settings with a quick viewer tick."""
+    return settings.with_changes(chat_viewers_seconds=0.1)
+
+
+@dataclass
+class Running:
+    """An app served on a real port."""
+
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        """Graceful stop: what `onair serve` does on SIGTERM."""
+        await self.runner.cleanup()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Settings], Awaitable[Running]]]:
+    """Start the real app on a free loopback port; every one left running is stopped."""
+    started: list[Running] = []
+
+    async def start(settings: Settings) -> Running:
+        app = create_app(settings)
+        runner = web.AppRunner(app, shutdown_timeout=5)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        running = Running(app, runner, f"http://127.0.0.1:{port}")
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.runner.cleanup()
+
+
+class Chatter:
+    """A Socket.IO client that keeps every server event, for tests to wait on."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._changed = asyncio.Condition()
+        for name in SERVER_EVENTS:
+            self.sio.on(name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], Awaitable[None]]:
+        async def record(payload: Any) -> None:
+            async with self._changed:
+                self.events[name].append(payload)
+                self._changed.notify_all()
+
+        return record
+
+    async def call(self, event: str, data: Any) -> Any:
+        """Emit and return the ack."""
+        return await self.sio.call(event, data, timeout=WAIT)
+
+    async def wait_for(
+        self, event: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = WAIT
+    ) -> Any:
+        """The first `event` payload that matches, waiting up to `timeout` for it."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                for payload in self.events[event]:
+                    if match(payload):
+                        return payload
+                await self._changed.wait()
+
+    def texts(self, channel: str) -> list[str]:
+        """Texts of the `message` events seen for a channel, in order."""
+        return [m["text"] for m in self.events["message"] if m["channel"] == channel]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Awaitable[Chatter]]]:
+    """Connect Chatters (websocket, optional address and moderator token); all closed at the end."""
+    made: list[Chatter] = []
+
+    async def open_one(url: str, address: str = "10.0.0.1", token: str | None = None) -> Chatter:
+        chatter = Chatter()
+        await chatter.sio.connect(
+            url,
+            headers={"X-Forwarded-For": address},
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=WAIT,
+        )
+        made.append(chatter)
+        return chatter
+
+    yield open_one
+    for chatter in made:
+        if chatter.sio.connected:
+            await chatter.sio.disconnect()
+
+
+async def make_channel(app: web.Application, slug: str) -> None:
+    """A channel straight in the database."""
+    await channels.create_channel(app[DB], slug, slug.title())
+
+
+async def poll(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
+    """Wait until check() is true, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

@@ -1,0 +1,93 @@
+"""Playlists through the server and the viewer count they drive."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server.app import create_app
+from server.settings import Settings
+
+MASTER = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/index.m3u8\n"
+MEDIA = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_1.m4s\n"
+
+
+def write_stream(media_dir: Path, slug: str) -> None:
+    folder = media_dir / "live" / slug / "360p"
+    folder.mkdir(parents=True)
+    (folder.parent / "master.m3u8").write_text(MASTER)
+    (folder / "index.m3u8").write_text(MEDIA)
+
+
+@pytest.fixture
+async def short_client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
+    """An app whose viewer sessions end after 1 s of silence."""
+    app: web.Application = create_app(settings.with_changes(viewer_session_seconds=1.0))
+    return await aiohttp_client(app)
+
+
+async def viewers(client: TestClient, slug: str) -> int:
+    response = await client.get(f"/api/channels/{slug}")
+    assert response.status == 200
+    return int((await response.json())["viewers"])
+
+
+async def test_playlists_are_served_uncached(client: TestClient, media_dir: Path) -> None:
+    write_stream(media_dir, "show")
+    master = await client.get("/hls/show/master.m3u8")
+    assert master.status == 200
+    assert await master.text() == MASTER
+    assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert "no-cache" in master.headers["Cache-Control"]
+    media = await client.get("/hls/show/360p/index.m3u8")
+    assert await media.text() == MEDIA
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/hls/../etc/master.m3u8",
+        "/hls/%2e%2e/master.m3u8",
+        "/hls/..%2f..%2fetc/master.m3u8",
+        "/hls/UPPER/master.m3u8",
+        "/hls/show/..%2f..%2f/index.m3u8",
+        "/hls/show/360P/index.m3u8",
+        "/hls/nothing/master.m3u8",
+        "/hls/show/720p/index.m3u8",
+    ],
+)
+async def test_bad_or_missing_playlists_are_404(
+    client: TestClient, media_dir: Path, path: str
+) -> None:
+    write_stream(media_dir, "show")
+    (media_dir / "secret.m3u8").write_text("#EXTM3U secret")
+    response = await client.get(path)
+    assert response.status == 404
+    assert "secret" not in await response.text()
+
+
+async def test_viewer_count_rises_and_falls(
+    short_client: TestClient, media_dir: Path, admin: dict[str, str]
+) -> None:
+    client = short_client
+    created = await client.post("/api/channels", json={"slug": "show"}, headers=admin)
+    assert created.status == 201
+    write_stream(media_dir, "show")
+
+    async def wait_for_count(expected: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while (count := await viewers(client, "show")) != expected:
+            assert loop.time() < deadline, f"viewers stayed {count}, expected {expected}"
+            for player in range(expected):
+                headers = {"User-Agent": f"player-{player}"}
+                await client.get("/hls/show/360p/index.m3u8", headers=headers)
+            await asyncio.sleep(0.2)
+
+    await wait_for_count(3)
+    # The players stop fetching: their sessions expire and the count falls to zero.
+    await wait_for_count(0)
