@@ -24,7 +24,7 @@ from server.chat_limits import (
     channel_of,
     clean_name,
     clean_text,
-    client_address,
+    environ_address,
     guest_id,
     guest_name,
     ip_hash,
@@ -260,7 +260,7 @@ class Chat:
                 moderator = await chat_store.moderator_for_token(self.app[DB], token)
             if moderator is None:
                 raise socketio.exceptions.ConnectionRefusedError("invalid_token")
-        address = client_address(environ)
+        address = environ_address(environ)
         settings = self.settings
         self.sessions[sid] = Session(
             address_hash=ip_hash(settings.secret_key, address),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import time
@@ -16,6 +15,7 @@ from typing import Any
 from server.channels import valid_slug
 from server.chat_metrics import REJECTED
 from server.chat_payloads import Ack
+from server.net import client_address
 
 MAX_TEXT = 500
 MAX_NAME = 24
@@ -80,23 +80,11 @@ def guest_id(secret: str, address_hash: str, name: str) -> str:
     return "g-" + hmac.new(secret.encode(), key, hashlib.sha256).hexdigest()[:16]
 
 
-def client_address(environ: dict[str, Any]) -> str:
-    """The peer address; behind nginx (a loopback peer) the entry nginx appended to X-Forwarded-For.
-
-    Only the right-most entry is trusted: a client can put anything in front of it.
-    """
+def environ_address(environ: dict[str, Any]) -> str:
+    """The client address of a Socket.IO connection (see server.net.client_address)."""
     request = environ.get("aiohttp.request")
-    peer = str((request.remote if request is not None else None) or "0.0.0.0")
-    forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
-    try:
-        loopback = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback and forwarded:
-        last = forwarded.split(",")[-1].strip()
-        if last:
-            return last
-    return peer
+    peer = request.remote if request is not None else None
+    return client_address(peer, str(environ.get("HTTP_X_FORWARDED_FOR", "")))
 
 
 @dataclass

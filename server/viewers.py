@@ -16,6 +16,7 @@ from aiohttp import web
 from server.channels import valid_slug
 from server.keys import LIVE, REDIS, SETTINGS, VIEWERS
 from server.metrics import PLAYLIST_REQUESTS, VIEWERS_GAUGE
+from server.net import client_address
 
 log = logging.getLogger("onair.viewers")
 routes = web.RouteTableDef()
@@ -58,12 +59,7 @@ class ViewerSessions:
 
 def session_key(request: web.Request, secret: str) -> str:
     """Who is watching, without keeping who: a keyed hash of address and user agent."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    # nginx (on loopback) sets X-Forwarded-For; from anyone else the header is not trusted.
-    peer = request.remote or ""
-    address = (
-        forwarded.split(",")[-1].strip() if forwarded and peer in ("127.0.0.1", "::1") else peer
-    )
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
     material = f"{address}\n{request.headers.get('User-Agent', '')}".encode()
     return hashlib.blake2b(material, key=secret.encode()[:64], digest_size=12).hexdigest()
 

@@ -1,0 +1,22 @@
+"""Who is on the other end: the client address behind nginx, never trusted from anyone else."""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def client_address(peer: str | None, forwarded_for: str) -> str:
+    """The peer address; behind nginx (a loopback peer) the entry nginx appended to X-Forwarded-For.
+
+    Only the right-most entry is trusted: a client can put anything in front of it.
+    """
+    peer = peer or "0.0.0.0"
+    try:
+        loopback = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and forwarded_for:
+        last = forwarded_for.split(",")[-1].strip()
+        if last:
+            return last
+    return peer
