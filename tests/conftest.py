@@ -8,7 +8,9 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -72,6 +75,55 @@ async def database_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """One redis-server for the run: no persistence, loopback only, polled until PING answers."""
+    port = free_port()
+    folder = open_tempdir("onair-redis-")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                with redis.Redis.from_url(url) as probe:
+                    if probe.ping():
+                        break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The shared redis-server, emptied for this test."""
+    with redis.Redis.from_url(redis_server) as conn:
+        conn.flushall()
+    return redis_server
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 import socketio
 from aiohttp import web
 
@@ -20,59 +17,10 @@ from server import channels
 from server.app import create_app
 from server.keys import DB
 from server.settings import Settings
-from tests.conftest import free_port, open_tempdir
+from tests.conftest import free_port
 
 WAIT = 5.0
 SERVER_EVENTS = ("message", "deleted", "viewers", "stream", "slow_mode")
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """One redis-server for the run: no persistence, loopback only, polled until PING answers."""
-    port = free_port()
-    folder = open_tempdir("onair-redis-")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                with redis.Redis.from_url(url) as probe:
-                    if probe.ping():
-                        break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def redis_url(redis_server: str) -> str:
-    """The shared redis-server, emptied for this test."""
-    with redis.Redis.from_url(redis_server) as conn:
-        conn.flushall()
-    return redis_server
 
 
 @pytest.fixture

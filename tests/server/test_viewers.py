@@ -91,3 +91,34 @@ async def test_viewer_count_rises_and_falls(
     await wait_for_count(3)
     # The players stop fetching: their sessions expire and the count falls to zero.
     await wait_for_count(0)
+
+
+async def test_viewer_counts_are_shared_through_redis(
+    aiohttp_client,  # type: ignore[no-untyped-def]
+    settings: Settings,
+    media_dir: Path,
+    redis_url: str,
+    admin: dict[str, str],
+) -> None:
+    shared = settings.with_changes(redis_url=redis_url, viewer_session_seconds=2.0)
+    first = await aiohttp_client(create_app(shared))
+    second = await aiohttp_client(create_app(shared))
+    assert (await first.post("/api/channels", json={"slug": "show"}, headers=admin)).status == 201
+    write_stream(media_dir, "show")
+
+    async def counts_agree(expected: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:
+            seen = (await viewers(first, "show"), await viewers(second, "show"))
+            if seen == (expected, expected):
+                return
+            assert loop.time() < deadline, f"hosts saw {seen}, expected {expected} on both"
+            # Two players on the first host, one on the second.
+            if expected:
+                for client, player in ((first, "a"), (first, "b"), (second, "c")):
+                    await client.get("/hls/show/master.m3u8", headers={"User-Agent": player})
+            await asyncio.sleep(0.2)
+
+    await counts_agree(3)
+    await counts_agree(0)
