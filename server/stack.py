@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import os
@@ -80,26 +81,15 @@ def free_port() -> int:
 
 def server_environ(settings: Settings) -> dict[str, str]:
     """The child server's environment: every setting we resolved, as ONAIR_* variables."""
-    env = dict(os.environ)
-    values = {
-        "data_dir": settings.data_dir,
-        "media_dir": settings.media_root,
-        "http_host": settings.http_host,
-        "http_port": settings.http_port,
-        "server_port": settings.server_port,
-        "rtmp_port": settings.rtmp_port,
-        "database_url": settings.database_url,
-        "redis_url": settings.redis_url,
-        "admin_token": settings.admin_token,
-        "hook_secret": settings.hook_secret,
-        "secret_key": settings.secret_key,
-        "public_url": settings.public_url,
-        "log_level": settings.log_level,
-    }
-    env.pop("ONAIR_CONFIG", None)  # everything is resolved already
-    for name, value in values.items():
-        if value is not None:
-            env["ONAIR_" + name.upper()] = str(value)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        if value is None:
+            continue
+        # Tuples travel as the comma-separated lists their parsers read.
+        text = ",".join(value) if isinstance(value, tuple) else str(value)
+        env["ONAIR_" + item.name.upper()] = text
+    env["ONAIR_MEDIA_DIR"] = str(settings.media_root)
     return env
 
 
