@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -15,6 +14,7 @@ import asyncpg
 from server.chat_limits import MAX_TEXT, iso_ms
 from server.chat_metrics import DROPPED, PENDING, WRITE_FAILURES
 from server.chat_payloads import MessagePayload, Role, UserPayload
+from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.chat")
 
@@ -81,8 +81,7 @@ class MessageWriter:
     async def run(self) -> None:
         """Write every FLUSH_SECONDS (or as soon as a batch is full) until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), FLUSH_SECONDS)
+            await wait_event(self._full, FLUSH_SECONDS)
             self._full.clear()
             try:
                 await self.flush()

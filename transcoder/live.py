@@ -124,9 +124,9 @@ class LiveTranscoders:
                 on_failed=self.on_failed,
             )
             log.info(
-                "transcoder starting channel=%s source=%dx%d@%.3g %s rungs=%s",
+                "transcoder starting channel=%s source=%dx%d@%.3g %s encoder=%s preset=%s rungs=%s",
                 slug, source.width, source.height, source.fps, source.video_codec,
-                ",".join(r.name for r in renditions),
+                self.config.hevc_encoder, sup.preset, ",".join(r.name for r in renditions),
             )  # fmt: skip
             await sup.start()
             self._sups[slug] = sup

@@ -1,12 +1,17 @@
-"""When ffmpeg cannot keep up with live input: a pure policy that decides to drop a rung."""
+"""When ffmpeg cannot keep up with live input: pure policies for a faster preset, then shedding."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from transcoder.ladder import LadderConfig, Rendition, shed_rung
 
 
 class ShedPolicy:
-    """Shed when the encode rate stays below min_speed for window_s seconds.
+    """Catch up (faster preset, else shed) when the rate stays below min_speed for window_s.
 
     ffmpeg's own `speed` is a lifetime average that starts low while RTMP connects, so the
     policy measures media seconds per wall second over a sliding window instead.
@@ -46,3 +51,59 @@ class ShedPolicy:
             return False
         speed = self.speed()
         return speed is not None and speed < self.min_speed
+
+
+# Each encoder's presets, slowest first; stepping right trades compression for speed.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "libx265": (
+        "placebo", "veryslow", "slower", "slow", "medium",
+        "fast", "faster", "veryfast", "superfast", "ultrafast",
+    ),
+    "hevc_qsv": ("veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast"),
+    "hevc_nvenc": ("p7", "p6", "p5", "p4", "p3", "p2", "p1"),
+    "hevc_vaapi": (),  # no presets: a VAAPI encoder can only shed
+}  # fmt: skip
+
+
+def effective_preset(encoder: str, preset: str) -> str:
+    """The preset ffmpeg gets: nvenc runs p4 for a non-pN name, QSV veryfast for x265's faster."""
+    if encoder == "hevc_nvenc" and not preset.startswith("p"):
+        return "p4"
+    if encoder == "hevc_qsv" and preset in ("superfast", "ultrafast"):
+        return "veryfast"  # QSV's fastest; it has no superfast or ultrafast
+    return preset
+
+
+def preset_index(encoder: str, preset: str) -> int:
+    """Steps between the preset and the encoder's fastest (0 = fastest); -1 when unknown."""
+    names = PRESETS.get(encoder, ())
+    preset = effective_preset(encoder, preset)
+    return len(names) - 1 - names.index(preset) if preset in names else -1
+
+
+def faster_preset(encoder: str, preset: str) -> str | None:
+    """The next faster preset of the encoder; None at the fastest or for an unknown name."""
+    index = preset_index(encoder, preset)
+    return PRESETS[encoder][-index] if index > 0 else None
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What to do when the encoder falls behind live: a faster preset, or fewer rungs."""
+
+    action: Literal["preset", "shed"]
+    preset: str
+    renditions: tuple[Rendition, ...]
+
+
+def catch_up(config: LadderConfig, renditions: Sequence[Rendition]) -> CatchUp | None:
+    """Step to a faster preset first (every rung kept); shed the costliest rung only at the
+    fastest preset; None when neither is possible (one HEVC rung at the fastest preset)."""
+    hevc_encoded = any(r.codec == "hevc" and not r.copy for r in renditions)
+    faster = faster_preset(config.hevc_encoder, config.preset) if hevc_encoded else None
+    if faster is not None:
+        return CatchUp("preset", faster, tuple(renditions))
+    smaller = shed_rung(list(renditions))
+    if smaller is not None:
+        return CatchUp("shed", config.preset, tuple(smaller))
+    return None

@@ -17,11 +17,12 @@ from typing import Literal
 
 from transcoder import metrics
 from transcoder.command import TranscodeJob, build_args
-from transcoder.ladder import Rendition, shed_rung
+from transcoder.ladder import Rendition
 from transcoder.playlist import append_endlist, atomic_write, write_master
 from transcoder.probe import SourceInfo
 from transcoder.progress import Progress, ProgressParser, classify_stderr
-from transcoder.shedding import ShedPolicy
+from transcoder.shedding import CatchUp, ShedPolicy, catch_up, effective_preset, preset_index
+from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.transcoder")
 
@@ -75,7 +76,7 @@ class Supervisor:
         self._spawned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._spawn_error: OSError | None = None
-        self._pending: list[Rendition] | None = None
+        self._pending: CatchUp | None = None
         self._last_out: float | None = None
         self._last_advance = 0.0
         self._stderr_tail: deque[str] = deque(maxlen=5)
@@ -87,6 +88,20 @@ class Supervisor:
     def renditions(self) -> tuple[Rendition, ...]:
         """The rungs ffmpeg produces now (fewer after shedding)."""
         return self._job.renditions
+
+    @property
+    def preset(self) -> str:
+        """The HEVC encoder preset ffmpeg runs with now (faster after falling behind)."""
+        c = self._job.config
+        return effective_preset(c.hevc_encoder, c.preset)
+
+    @property
+    def speed(self) -> float | None:
+        """Media seconds per wall second over the shed window; ffmpeg's own figure before that."""
+        speed = self._policy.speed()
+        if speed is None and self.last_progress is not None:
+            return self.last_progress.speed
+        return speed
 
     @property
     def done(self) -> bool:
@@ -134,8 +149,8 @@ class Supervisor:
                 metrics.EXITS.labels(reason).inc()
                 if self._stop.is_set():
                     break
-                if reason == "shed":
-                    continue
+                if reason in ("shed", "faster"):
+                    continue  # a planned restart: no backoff, no failure counted
                 if loop.time() - started >= self._opts.stable_after_s:
                     backoff, fast = self._opts.backoff_initial_s, 0  # a stable run: start over
                 else:
@@ -149,8 +164,7 @@ class Supervisor:
                     "ffmpeg restarting channel=%s reason=%s delay=%.1fs failures=%d",
                     self.channel, reason, backoff, fast,
                 )  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), backoff)
+                await wait_event(self._stop, backoff)
                 backoff = min(backoff * 2, self._opts.backoff_max_s)
         finally:
             self._finish()
@@ -198,9 +212,12 @@ class Supervisor:
         self._last_out, self._last_advance = None, started
         self._policy.reset(started)
         metrics.RUNGS.labels(self.channel).set(len(self._job.renditions))
+        c = self._job.config
+        metrics.PRESET_INDEX.labels(self.channel).set(preset_index(c.hevc_encoder, c.preset))
         log.info(
-            "ffmpeg started channel=%s pid=%d rungs=%s",
-            self.channel, proc.pid, ",".join(r.name for r in self._job.renditions),
+            "ffmpeg started channel=%s pid=%d encoder=%s preset=%s rungs=%s",
+            self.channel, proc.pid, c.hevc_encoder, self.preset,
+            ",".join(r.name for r in self._job.renditions),
         )  # fmt: skip
         readers = [
             asyncio.create_task(self._read_stdout(proc)),
@@ -231,31 +248,45 @@ class Supervisor:
                 await proc.wait()
             await asyncio.gather(*readers, return_exceptions=True)
             self._pidfile.unlink(missing_ok=True)
-        level = logging.INFO if reason in ("stopped", "shed") else logging.WARNING
+        level = logging.INFO if reason in ("stopped", "shed", "faster") else logging.WARNING
         log.log(
             level,
             "ffmpeg exited channel=%s pid=%d rc=%s reason=%s ran=%.1fs last=%r",
             self.channel, proc.pid, proc.returncode, reason, loop.time() - started,
             " | ".join(self._stderr_tail),
         )  # fmt: skip
-        if reason == "shed" and self._pending is not None:
-            self._apply_shed(self._pending)
+        if reason in ("shed", "faster") and self._pending is not None:
+            self._apply_catch_up(self._pending)
         return reason
 
-    def _apply_shed(self, keep: list[Rendition]) -> None:
-        """Restart with fewer rungs: new master first, then remove the dropped rung's files."""
+    def _apply_catch_up(self, step: CatchUp) -> None:
+        """Restart with a faster preset (nothing else rewritten) or with fewer rungs."""
+        self._pending = None
+        speed = self._policy.speed()
+        if step.action == "preset":
+            was = self.preset
+            config = dataclasses.replace(self._job.config, preset=step.preset)
+            self._job = dataclasses.replace(self._job, config=config)
+            metrics.PRESET_CHANGES.labels(self.channel).inc()
+            log.warning(
+                "ffmpeg faster preset channel=%s preset=%s was=%s speed=%.2f rungs=%s",
+                self.channel, self.preset, was, speed or 0.0,
+                ",".join(r.name for r in self._job.renditions),
+            )  # fmt: skip
+            return
+        keep = list(step.renditions)
         dropped = [r for r in self._job.renditions if r not in keep]
-        self._job = dataclasses.replace(self._job, renditions=tuple(keep))
+        self._job = dataclasses.replace(self._job, renditions=step.renditions)
         write_master(self._job.output_dir, keep, self._source)
         for r in dropped:
             # a 404 on its playlist makes hls.js switch to a rung that still exists
             shutil.rmtree(self._job.output_dir / r.name, ignore_errors=True)
         metrics.SHED.labels(self.channel).inc()
         log.warning(
-            "ffmpeg shed rung channel=%s dropped=%s rungs=%s",
+            "ffmpeg shed rung channel=%s dropped=%s rungs=%s preset=%s speed=%.2f",
             self.channel, ",".join(r.name for r in dropped), ",".join(r.name for r in keep),
+            self.preset, speed or 0.0,
         )  # fmt: skip
-        self._pending = None
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> bool:
         """SIGINT the group (ffmpeg finishes its segments), SIGKILL after grace; True if clean."""
@@ -269,7 +300,7 @@ class Supervisor:
             return False
 
     async def _watch(self) -> str:
-        """Return "stalled" when media stops advancing, "shed" when ffmpeg falls behind."""
+        """Return "stalled" when media stops advancing; "faster" or "shed" when it falls behind."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.25)
@@ -285,11 +316,14 @@ class Supervisor:
                 )
                 return "stalled"
             if self._opts.shed_enabled and self._policy.should_shed(now):
-                smaller = shed_rung(list(self._job.renditions))
-                if smaller is not None:
-                    self._pending = smaller
-                    return "shed"
-                log.warning("ffmpeg behind live, nothing left to shed channel=%s", self.channel)
+                step = catch_up(self._job.config, self._job.renditions)
+                if step is not None:
+                    self._pending = step
+                    return "faster" if step.action == "preset" else "shed"
+                log.warning(
+                    "ffmpeg behind live, nothing left to shed channel=%s preset=%s",
+                    self.channel, self.preset,
+                )  # fmt: skip
                 self._policy.reset(now)
 
     async def _read_stdout(self, proc: asyncio.subprocess.Process) -> None:

@@ -246,9 +246,15 @@ async def test_live_transcoders_start_is_idempotent_and_stop_ends(
     assert ffmpeg_pids(tmp_path) == []
 
 
-async def test_falling_behind_sheds_the_top_hevc_rung(tmp_path: Path, source_flv: Path) -> None:
+def sample(name: str, channel: str = "demo") -> float | None:
+    return REGISTRY.get_sample_value(name, {"channel": channel})
+
+
+async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
+    tmp_path: Path, source_flv: Path
+) -> None:
     config = LadderConfig(
-        preset="ultrafast", rungs=(Rung(240, 300), Rung(180, 200), Rung(120, 150))
+        preset="superfast", rungs=(Rung(240, 300), Rung(180, 200), Rung(120, 150))
     )
     # -re caps speed at 1.0, so demanding 1.5 makes the policy see a channel falling behind
     options = SupervisorOptions(shed_window_s=3.0, shed_min_speed=1.5, backoff_initial_s=0.2)
@@ -266,6 +272,16 @@ async def test_falling_behind_sheds_the_top_hevc_rung(tmp_path: Path, source_flv
             "h264",
         ]
 
+        assert sup.preset == "superfast" and sample("onair_transcoder_preset_index") == 1
+        changes = sample("onair_transcoder_preset_changes_total") or 0.0
+
+        async def faster_first() -> bool:
+            return sup.preset == "ultrafast" and sup.state == "running"
+
+        await wait_until(faster_first, 20, "a faster preset before any shedding")
+        assert len(sup.renditions) == 4  # every rung kept: only the preset changed
+        assert sample("onair_transcoder_preset_changes_total") == changes + 1
+
         async def shed_twice() -> bool:
             return [r.name for r in sup.renditions] == ["120p", "h264"] and sup.state == "running"
 
@@ -276,6 +292,7 @@ async def test_falling_behind_sheds_the_top_hevc_rung(tmp_path: Path, source_flv
             "h264/index.m3u8",
         ]
         assert not (out / "240p").exists() and not (out / "180p").exists()
+        assert sup.preset == "ultrafast" and sample("onair_transcoder_preset_index") == 0
 
         async def still_playing() -> bool:
             return len(segments(out / "120p" / "index.m3u8")) >= 2

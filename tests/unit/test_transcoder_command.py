@@ -35,13 +35,16 @@ def after(args: list[str], flag: str) -> str:
 
 
 def test_1080p_h264_ladder_argv() -> None:
-    x265 = "keyint=60:min-keyint=60:scenecut=0:open-gop=0:level-idc={}:log-level=error"
+    x265 = (
+        "keyint=60:min-keyint=60:scenecut=0:open-gop=0:level-idc={}:log-level=error"
+        ":aq-mode=2:aq-strength=1.0:rc-lookahead=20"
+    )
     gop = ["-g:v:{k}", "60", "-keyint_min:v:{k}", "60"]
     kf = ["-force_key_frames:v:{k}", "expr:gte(t,n_forced*2)"]
 
     def hevc(k: int, level: str, kbps: int) -> list[str]:
         return [
-            f"-c:v:{k}", "libx265", f"-preset:v:{k}", "veryfast",
+            f"-c:v:{k}", "libx265", f"-preset:v:{k}", "superfast",
             f"-x265-params:v:{k}", x265.format(level), f"-forced-idr:v:{k}", "1",
             f"-tag:v:{k}", "hvc1",
             f"-b:v:{k}", f"{kbps}k", f"-maxrate:v:{k}", f"{kbps * 3 // 2}k",
@@ -169,3 +172,10 @@ def test_graph_scales_each_size_once_from_the_next_larger() -> None:
 def test_build_args_is_pure() -> None:
     j = job()
     assert build_args(j) == build_args(j)
+
+
+def test_configured_x265_params_come_after_ours_so_they_win() -> None:
+    config = LadderConfig(preset="ultrafast", x265_params="rc-lookahead=5:sao=1")
+    args = build_args(job(config=config))
+    assert after(args, "-preset:v:0") == "ultrafast"
+    assert after(args, "-x265-params:v:0").endswith(":rc-lookahead=20:rc-lookahead=5:sao=1")

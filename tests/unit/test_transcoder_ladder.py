@@ -18,7 +18,14 @@ from transcoder.ladder import (
     shed_rung,
 )
 from transcoder.probe import SourceInfo
-from transcoder.shedding import ShedPolicy
+from transcoder.shedding import (
+    PRESETS,
+    ShedPolicy,
+    catch_up,
+    effective_preset,
+    faster_preset,
+    preset_index,
+)
 
 H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
 CONFIG = LadderConfig()
@@ -148,3 +155,43 @@ def test_shed_policy_recovers_when_speed_comes_back() -> None:
         media += 0.5 if t < 8 else 1.0
         policy.observe(float(t), media)
     assert not policy.should_shed(29.0)
+
+
+def test_x265_presets_step_one_at_a_time_to_ultrafast_and_stop() -> None:
+    assert faster_preset("libx265", "veryfast") == "superfast"
+    assert faster_preset("libx265", "superfast") == "ultrafast"
+    assert faster_preset("libx265", "ultrafast") is None
+    assert faster_preset("libx265", "bogus") is None  # unknown: shed rather than guess
+    assert [preset_index("libx265", p) for p in ("medium", "superfast", "ultrafast")] == [5, 1, 0]
+
+
+def test_hardware_presets_step_too_and_vaapi_can_only_shed() -> None:
+    assert faster_preset("hevc_nvenc", "p4") == "p3"
+    assert faster_preset("hevc_nvenc", "veryfast") == "p3"  # build_args runs p4 for it
+    assert effective_preset("hevc_nvenc", "veryfast") == "p4"
+    assert faster_preset("hevc_nvenc", "p1") is None
+    assert faster_preset("hevc_qsv", "medium") == "fast"
+    assert faster_preset("hevc_qsv", "veryfast") is None
+    assert effective_preset("hevc_qsv", "superfast") == "veryfast"  # our x265 default
+    assert faster_preset("hevc_vaapi", "veryfast") is None and PRESETS["hevc_vaapi"] == ()
+    assert preset_index("hevc_vaapi", "veryfast") == -1
+
+
+def test_catch_up_steps_the_preset_before_shedding_any_rung() -> None:
+    ladder = choose_ladder(H264_1080, CONFIG)
+    config = dataclasses.replace(CONFIG, preset="superfast")
+    step = catch_up(config, ladder)
+    assert step is not None and step.action == "preset" and step.preset == "ultrafast"
+    assert list(step.renditions) == ladder  # every rung kept, nothing else rewritten
+    fastest = dataclasses.replace(config, preset=step.preset)
+    shed = catch_up(fastest, ladder)
+    assert shed is not None and shed.action == "shed" and shed.preset == "ultrafast"
+    assert [r.name for r in shed.renditions] == ["480p", "360p", "h264"]
+    last = catch_up(fastest, [r for r in ladder if r.name in ("360p", "h264")])
+    assert last is None  # one HEVC rung at the fastest preset: nothing left to give
+
+
+def test_catch_up_sheds_at_once_when_the_encoder_has_no_presets() -> None:
+    config = dataclasses.replace(CONFIG, hevc_encoder="hevc_vaapi")
+    step = catch_up(config, choose_ladder(H264_1080, config))
+    assert step is not None and step.action == "shed" and len(step.renditions) == 3
