@@ -8,7 +8,18 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from server import api, chat, chat_api, db, health, ingest, ladders, metrics, viewers
+from server import (
+    api,
+    chat,
+    chat_api,
+    db,
+    health,
+    ingest,
+    ladders,
+    metrics,
+    recordings,
+    viewers,
+)
 from server.errors import error_middleware
 from server.events import EventBus
 from server.keys import EVENTS, HTTP, LIVE, REDIS, SETTINGS
@@ -65,6 +76,9 @@ def create_app(settings: Settings) -> web.Application:
             chat.chat_context,  # after the pool: chat flushes before it closes
             ingest.ingest,
             ladders.ladders,
+            # After the ladders (it reads their speed) and before nothing that needs it: on the
+            # way down recorders stop and finalize first, while the pool is still open.
+            recordings.recordings,
             viewers.viewer_sessions,
         ]
     )
@@ -72,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ingest.routes)
     app.add_routes(viewers.routes)
     app.add_routes(chat_api.routes)
+    app.add_routes(recordings.routes)
     chat.attach(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", metrics.metrics)

@@ -25,6 +25,22 @@ PLAYLIST_REQUESTS = Counter(
     "onair_hls_playlist_requests_total", "Playlist requests through the server", ["result"]
 )
 VIEWERS_GAUGE = Gauge("onair_hls_viewers", "Viewer sessions per channel", ["channel"])
+RECORDINGS = Gauge("onair_recordings", "Recordings by state (deleted ones not counted)", ["state"])
+RECORDINGS_BYTES = Gauge(
+    "onair_recordings_stored_bytes", "Bytes of recordings kept, by state", ["state"]
+)
+COMPRESS_BACKLOG = Gauge(
+    "onair_recordings_compress_backlog", "Finalized recordings waiting for H.265 compression"
+)
+COMPRESS_BACKLOG_SECONDS = Gauge(
+    "onair_recordings_compress_backlog_seconds", "Media seconds waiting for H.265 compression"
+)
+RECORDINGS_DELETED = Counter(
+    "onair_recordings_deleted_total", "Recordings deleted, by reason: age, water, admin", ["reason"]
+)
+MEDIA_USED = Gauge("onair_media_used_bytes", "Bytes used on the media volume")
+MEDIA_FREE = Gauge("onair_media_free_bytes", "Bytes free on the media volume")
+MEDIA_SIZE = Gauge("onair_media_size_bytes", "Size of the media volume in bytes")
 
 
 def route_name(request: web.Request) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from transcoder.recordings.policy import X265_PRESETS, Window
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
 
@@ -58,6 +60,14 @@ class Settings:
     chat_rate_ip_messages: int = 20  # per client address: several people can share one NAT
     chat_rate_seconds: float = 5.0
     chat_viewers_seconds: float = 2.0  # how often the viewer count is pushed while it changes
+    recording_retention_days: int = 30  # recordings older than this are deleted; 0 keeps all
+    recording_reserve_bytes: int = 2_000_000_000  # recording stops below this much free space
+    media_high_water: float = 0.90  # media volume this full: delete oldest recordings...
+    media_low_water: float = 0.80  # ...until it is no fuller than this
+    compression_window: str = "02:00-07:00"  # local off-peak hours; "" = only when none is live
+    compress_preset: str = "medium"  # x265 preset for the archive copy
+    compress_crf: int = 26  # x265 constant quality: higher is smaller
+    compress_live_margin: float = 1.2  # pause compression unless live work fits this many times
 
     @property
     def media_root(self) -> Path:
@@ -151,6 +161,48 @@ def _parse_seconds(raw: Any) -> float:
     return value
 
 
+def _parse_fraction(raw: Any) -> float:
+    value = float(raw)
+    if not 0 < value < 1:
+        raise ValueError
+    return value
+
+
+def _parse_days(raw: Any) -> int:
+    value = int(raw)
+    if not 0 <= value <= 36500:
+        raise ValueError
+    return value
+
+
+def _parse_window(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError
+    if raw.strip():
+        Window.parse(raw)
+    return raw.strip()
+
+
+def _parse_preset(raw: Any) -> str:
+    if raw not in X265_PRESETS:
+        raise ValueError
+    return str(raw)
+
+
+def _parse_crf(raw: Any) -> int:
+    value = int(raw)
+    if not 0 <= value <= 51:
+        raise ValueError
+    return value
+
+
+def _parse_margin(raw: Any) -> float:
+    value = float(raw)
+    if not 1 <= value <= 10:
+        raise ValueError
+    return value
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -183,6 +235,18 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "chat_rate_ip_messages": (_parse_count, "a whole number >= 1", False),
     "chat_rate_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
     "chat_viewers_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
+    "recording_retention_days": (
+        _parse_days,
+        "whole days >= 0 (0 keeps recordings forever)",
+        False,
+    ),
+    "recording_reserve_bytes": (_parse_bytes, "a byte count >= 0", False),
+    "media_high_water": (_parse_fraction, "a fraction of the volume between 0 and 1", False),
+    "media_low_water": (_parse_fraction, "a fraction of the volume between 0 and 1", False),
+    "compression_window": (_parse_window, 'HH:MM-HH:MM local time, or "" for none', False),
+    "compress_preset": (_parse_preset, "an x265 preset: " + ", ".join(X265_PRESETS), False),
+    "compress_crf": (_parse_crf, "a whole number 0-51", False),
+    "compress_live_margin": (_parse_margin, "a factor between 1 and 10", False),
 }
 
 
@@ -217,6 +281,10 @@ def load_settings(path: Path | None, environ: Mapping[str, str], **overrides: An
         except (ValueError, TypeError):
             shown = "<hidden>" if secret else repr(value)
             problems.append(f"{source}: got {shown}, expected {expected}")
+    low = values.get("media_low_water", Settings.media_low_water)
+    high = values.get("media_high_water", Settings.media_high_water)
+    if low >= high:
+        problems.append(f"media_low_water: got {low!r}, expected less than media_high_water {high}")
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

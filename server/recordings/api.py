@@ -1,0 +1,65 @@
+"""HTTP: list and delete recordings; serve the VOD playlist and the MP4 it points into."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import channels
+from server.api import path_slug, require_admin
+from server.errors import NotFound
+from server.keys import DB, RECORDINGS
+from server.recordings.store import ID_RE, PLAYABLE, recording_json
+from transcoder.recordings import media
+
+routes = web.RouteTableDef()
+VOD_FILES = (media.PLAYLIST, media.ORIGINAL, media.COMPRESSED)
+
+
+@routes.get("/api/channels/{slug}/recordings")
+async def list_recordings(request: web.Request) -> web.Response:
+    """Every recording of the channel, newest first (deleted ones are gone)."""
+    slug = path_slug(request)
+    db = request.app[DB]
+    await channels.get_channel(db, slug)
+    rows = await db.fetch(
+        "SELECT * FROM recordings WHERE channel = $1 AND state <> 'deleted' "
+        "ORDER BY started_at DESC LIMIT 1000",
+        slug,
+    )
+    return web.json_response([recording_json(r) for r in rows])
+
+
+@routes.delete("/api/recordings/{id}")
+async def delete_recording(request: web.Request) -> web.Response:
+    """Admin: delete a recording and its files (409 while it is still recording)."""
+    require_admin(request)
+    rid = request.match_info["id"]
+    if not ID_RE.match(rid):
+        raise NotFound(f"no recording {rid[:40]}")
+    await request.app[RECORDINGS].delete(rid, "admin")
+    return web.Response(status=204)
+
+
+@routes.get("/vod/{slug}/{id}/{name}")
+async def vod_file(request: web.Request) -> web.StreamResponse:
+    """The VOD playlist (never cached) and the MP4 it points into (ranges, cached for good)."""
+    slug = path_slug(request)
+    rid, name = request.match_info["id"], request.match_info["name"]
+    if not ID_RE.match(rid) or name not in VOD_FILES:
+        raise NotFound("no such file")
+    state = await request.app[DB].fetchval(
+        "SELECT state FROM recordings WHERE id = $1 AND channel = $2", rid, slug
+    )
+    path = request.app[RECORDINGS].directory(slug, rid) / name
+    if state not in PLAYABLE or not path.is_file():
+        raise NotFound("no such file")
+    headers = {"Access-Control-Allow-Origin": "*"}
+    if name == media.PLAYLIST:
+        headers["Cache-Control"] = "no-cache"  # it changes when compression replaces the file
+        headers["Content-Type"] = "application/vnd.apple.mpegurl"
+    else:
+        # A file name is never reused for other bytes (the compressed copy gets a new one).
+        headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        headers["Content-Type"] = "video/mp4"
+        headers["Content-Disposition"] = f'inline; filename="{slug}-{rid}.mp4"'
+    return web.FileResponse(path, headers=headers)
