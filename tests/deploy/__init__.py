@@ -1,0 +1,1 @@
+"""Deployment tests: Ansible syntax and lint, rendered configs, a real converge."""

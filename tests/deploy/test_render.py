@@ -1,0 +1,141 @@
+"""The multi-host inventories render configs that point at the right private addresses."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.nginx import nginx_binary
+from tests.conftest import free_port, open_tempdir
+from tests.deploy.helpers import ROOT, run, tail
+
+# The example private addresses in ansible/inventories/{two-server,split}/hosts.yml.
+DATA, MEDIA, EDGE1, EDGE2 = "10.40.96.3", "10.40.96.4", "10.40.96.5", "10.40.96.6"
+
+
+def render(topology: str, out: Path) -> Path:
+    """Run tests/deploy/render.yml for every host of the inventory into `out`."""
+    result = run(
+        [
+            "ansible-playbook",
+            "-i",
+            f"inventories/{topology}",
+            str(ROOT / "tests/deploy/render.yml"),
+            "-e",
+            f"render_root={out}",
+        ],
+        timeout=240,
+    )
+    assert result.returncode == 0, tail(result)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_server() -> Iterator[Path]:
+    out = open_tempdir("onair-render-two-")
+    yield render("two-server", out)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def split() -> Iterator[Path]:
+    out = open_tempdir("onair-render-split-")
+    yield render("split", out)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value.strip("'")
+    return values
+
+
+def test_two_server_data_host_listens_privately_for_the_media_host(two_server: Path) -> None:
+    pg = (two_server / "data1/postgresql/conf.d/onair.conf").read_text()
+    assert f"listen_addresses = 'localhost,{DATA}'" in pg
+    hba = (two_server / "data1/postgresql/pg_hba.conf").read_text()
+    assert re.search(rf"^host\s+onair\s+onair\s+{MEDIA}/32\s+scram-sha-256$", hba, re.M)
+    assert "0.0.0.0/0" not in hba and "all  all" not in hba
+    redis = (two_server / "data1/redis/redis.conf").read_text()
+    assert f"bind 127.0.0.1 -::1 {DATA}\n" in redis
+    assert "requirepass render-redis-password" in redis
+    rules = json.loads((two_server / "data1/firewall.json").read_text())
+    assert {"port": "5432", "from": MEDIA, "what": "PostgreSQL"} in rules["private"]
+    assert {"port": "6379", "from": MEDIA, "what": "Redis"} in rules["private"]
+    assert rules["public"] == ["22"]
+
+
+def test_two_server_media_host_uses_the_data_host(two_server: Path) -> None:
+    env = env_file(two_server / "media1/onair/onair.env")
+    assert env["ONAIR_DATABASE_URL"] == f"postgresql://onair:render-db-password@{DATA}:5432/onair"
+    assert env["ONAIR_REDIS_URL"] == f"redis://:render-redis-password@{DATA}:6379/0"
+    conf = (two_server / "media1/nginx/nginx.conf").read_text()
+    assert "listen 1935;" in conf  # RTMP ingest
+    assert "listen 443 ssl http2;" in conf
+    assert f"listen {MEDIA}:8090;" in conf
+    assert f"allow {DATA};" in conf  # Prometheus on the data host scrapes /metrics
+    assert "onair_hls" not in conf  # segments come from its own disk
+    rules = json.loads((two_server / "media1/firewall.json").read_text())
+    assert rules["public"] == ["1935", "22", "443", "80"]
+    assert {"port": "8090", "from": DATA, "what": "HLS origin and /metrics"} in rules["private"]
+    assert not (two_server / "media1/postgresql").exists()
+
+
+def test_split_db_host_admits_every_onair_host(split: Path) -> None:
+    hba = (split / "db1/postgresql/pg_hba.conf").read_text()
+    for address in (MEDIA, EDGE1, EDGE2):
+        assert re.search(rf"^host\s+onair\s+onair\s+{address}/32\s", hba, re.M), hba
+    assert f"bind 127.0.0.1 -::1 {DATA}\n" in (split / "db1/redis/redis.conf").read_text()
+
+
+def test_split_edges_fetch_hls_from_the_media_host(split: Path) -> None:
+    for edge in ("edge1", "edge2"):
+        conf = (split / edge / "nginx/nginx.conf").read_text()
+        assert re.search(rf"upstream onair_hls \{{\s+server {MEDIA}:8090;", conf), conf
+        assert "rtmp {" not in conf and "load_module" not in conf
+        assert "listen 443 ssl http2;" in conf
+        env = env_file(split / edge / "onair/onair.env")
+        assert f"@{DATA}:5432/onair" in env["ONAIR_DATABASE_URL"]
+        assert f"@{DATA}:6379/0" in env["ONAIR_REDIS_URL"]
+
+
+def test_split_media_host_is_an_origin_for_edges_only(split: Path) -> None:
+    conf = (split / "media1/nginx/nginx.conf").read_text()
+    assert "listen 1935;" in conf
+    assert "listen 443" not in conf and "listen 80;" not in conf  # no public web here
+    assert "listen 127.0.0.1:80;" in conf  # the server's own checks over loopback
+    assert f"listen {MEDIA}:8090;" in conf
+    for address in (EDGE1, EDGE2, DATA):
+        assert f"allow {address};" in conf
+    assert re.search(r"alias /srv/onair-media/live/\$1;", conf)
+    rules = json.loads((split / "media1/firewall.json").read_text())
+    assert rules["public"] == ["1935", "22"]
+    assert {"port": "8090", "from": EDGE2, "what": "HLS origin and /metrics"} in rules["private"]
+
+
+@pytest.mark.parametrize("host", ["split/media1", "split/edge1", "two/media1"])
+def test_rendered_nginx_config_passes_nginx_t(host: str, split: Path, two_server: Path) -> None:
+    root = {"split": split, "two": two_server}[host.split("/")[0]] / host.split("/")[1]
+    conf = (root / "nginx/nginx.conf").read_text()
+    # nginx -t binds what it names; this machine has loopback where the VPS has its private address.
+    for address in (DATA, MEDIA, EDGE1, EDGE2):
+        conf = conf.replace(f"listen {address}:", "listen 127.0.0.1:")
+    conf = re.sub(r"listen (80|443|1935)\b", lambda m: f"listen 127.0.0.1:{free_port()}", conf)
+    checked = root / "nginx/nginx-check.conf"
+    checked.write_text(conf)
+    result = subprocess.run(
+        [nginx_binary(), "-t", "-q", "-c", str(checked)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
