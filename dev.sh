@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(nginx libnginx-mod-rtmp ffmpeg postgresql redis-server python3 python3-venv python3-dev gcc)
-APT_TEST_PACKAGES=()
+APT_TEST_PACKAGES=(restic python3-psycopg2 chromium)  # chromium: tests/browser, driven by Playwright
+# The watch page's libraries come from the npm registry; Debian 12's nodejs 18 + npm 9 will do.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 VENV=.venv
 
 as_root() {
@@ -42,17 +44,29 @@ install_python() {
   fi
 }
 
+install_js() {
+  # `npm ci` installs hls.js and socket.io-client as locked in package-lock.json; its postinstall
+  # copies their browser builds to server/static/vendor, where the server serves them.
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ] || [ package.json -nt node_modules ] \
+    || [ ! -f server/static/vendor/hls.light.min.js ] || [ ! -f server/static/vendor/socket.io.min.js ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    touch node_modules
+  fi
+}
+
 case "${1:-}" in
   up)
     shift
     install_apt "${APT_PACKAGES[@]}"
     install_python run
+    install_js
     exec "$VENV/bin/onair" up "$@"
     ;;
   test)
     shift
     install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
     install_python test
+    install_js
     exec "$VENV/bin/pytest" "$@"
     ;;
   *)

@@ -17,6 +17,7 @@ from server import (
     ingest,
     ladders,
     metrics,
+    pages,
     recordings,
     viewers,
 )
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(viewers.routes)
     app.add_routes(chat_api.routes)
     app.add_routes(recordings.routes)
+    pages.setup(app)  # /, /watch/<slug>, /static/, /thumb/; security headers on pages
     chat.attach(app)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", metrics.metrics)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from server.ingest import IngestState
     from server.ladders import Ladders
     from server.live import LiveRegistry
+    from server.pages import Pages
     from server.recordings import Recordings
     from server.settings import Settings
     from server.viewers import ViewerSessions
@@ -32,4 +33,5 @@ VIEWERS: web.AppKey[ViewerSessions] = web.AppKey("viewers")
 INGEST: web.AppKey[IngestState] = web.AppKey("ingest")
 TRANSCODERS: web.AppKey[Ladders] = web.AppKey("transcoders")
 CHAT: web.AppKey[Chat] = web.AppKey("chat")
+PAGES: web.AppKey[Pages] = web.AppKey("pages")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
