@@ -227,8 +227,13 @@ class Stack:
         return None
 
     async def stop(self) -> None:
-        """Stop children in reverse start order: nginx, then the server, then PostgreSQL."""
-        for child in reversed(self.children):
+        """Stop the server first, then nginx, then PostgreSQL.
+
+        The server goes first so its FFmpeg pulls end (playlists get ENDLIST, recordings are
+        finalized): nginx-rtmp's graceful quit waits for every RTMP connection to close.
+        """
+        order = {"server": 0, "nginx": 1, "postgres": 2}
+        for child in sorted(self.children, key=lambda c: order[c.name]):
             if child.process.returncode is not None:
                 continue
             if child.name == "nginx":

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +29,7 @@ from server import nginx
 from server.app import create_app
 from server.pgcluster import PgCluster
 from server.settings import Settings
+from server.stack import server_environ
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
 
@@ -241,9 +243,11 @@ async def running_nginx(settings: Settings) -> AsyncIterator[Path]:
 async def live_stack(settings: Settings, aiohttp_server) -> AsyncIterator[LiveStack]:  # type: ignore[no-untyped-def]
     """create_app on settings.server_port with nginx in front of it."""
     app = create_app(settings)
-    await aiohttp_server(app, port=settings.server_port)
+    server = await aiohttp_server(app, port=settings.server_port)
     async with running_nginx(settings) as prefix:
         yield LiveStack(app, settings, prefix)
+        # The app first, so its FFmpeg pulls end: nginx-rtmp's graceful quit waits for them.
+        await server.close()
 
 
 class Publisher:
@@ -313,3 +317,53 @@ async def publish() -> AsyncIterator[Callable[..., Awaitable[Publisher]]]:
     yield start
     for publisher in started:
         await publisher.stop()
+
+
+def ffmpeg_pids(marker: Path) -> list[int]:
+    """Live (non-zombie) FFmpeg processes whose arguments mention `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if argv[0].endswith(b"ffmpeg") and state != "Z" and str(marker).encode() in b" ".join(argv):
+            found.append(int(entry.name))
+    return found
+
+
+async def start_server(settings: Settings) -> asyncio.subprocess.Process:
+    """`onair serve` as systemd runs it, polled until it answers."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "serve",
+        env=server_environ(settings),
+        stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+    async def answering() -> bool:
+        assert process.returncode is None, "onair serve exited while starting"
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{settings.server_port}/metrics") as response,
+            ):
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await wait_until(answering, 60, "onair serve to answer")
+    return process
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`onair serve` processes a test started; those still running are stopped at the end."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for process in started:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()

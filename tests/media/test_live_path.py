@@ -14,28 +14,11 @@ import pytest
 
 from server import channels
 from server.keys import DB, LIVE
-from tests.conftest import LiveStack, wait_until
+from tests.conftest import LiveStack, ffmpeg_pids, wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 LADDER_TIMEOUT = 120.0  # the H.265 ladder runs slower than real time on 2 shared cores
-
-
-def ffmpeg_pids(media_dir: Path) -> list[int]:
-    """FFmpeg processes writing under this media folder (any state but zombie)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        ours = any(str(media_dir).encode() in arg for arg in argv)
-        if argv and argv[0].endswith(b"ffmpeg") and state != "Z" and ours:
-            found.append(int(entry.name))
-    return found
 
 
 async def fetch(stack: LiveStack, path: str) -> tuple[int, bytes, dict[str, str]]:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
@@ -14,37 +11,10 @@ import pytest
 
 from server import channels
 from server.settings import Settings
-from server.stack import server_environ
-from tests.conftest import running_nginx, wait_until
-from tests.media.test_live_path import LADDER_TIMEOUT, ffmpeg_pids
+from tests.conftest import ffmpeg_pids, running_nginx, start_server, wait_until
+from tests.media.test_live_path import LADDER_TIMEOUT
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
-
-
-async def start_server(settings: Settings) -> asyncio.subprocess.Process:
-    """`onair serve` as systemd would run it, polled until it answers."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        "serve",
-        env=server_environ(settings),
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-
-    async def answering() -> bool:
-        assert process.returncode is None, "onair serve exited while starting"
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{settings.server_port}/metrics") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await wait_until(answering, 60, "onair serve to answer")
-    return process
 
 
 async def update_hooks_seen(settings: Settings) -> float:
@@ -60,16 +30,6 @@ async def update_hooks_seen(settings: Settings) -> float:
         re.M,
     )
     return float(match.group(1)) if match else 0.0
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
 
 
 async def test_kill_9_server_then_ladder_resumes_without_orphans(

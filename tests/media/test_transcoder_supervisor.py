@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import wait_until
+from tests.conftest import ffmpeg_pids, wait_until
 from transcoder.command import TranscodeJob
 from transcoder.ladder import LadderConfig, Rung, choose_ladder, codecs_string
 from transcoder.live import LiveTranscoders
@@ -44,22 +44,6 @@ def source_flv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         timeout=60,
     )  # fmt: skip
     yield path
-
-
-def ffmpeg_pids(marker: Path) -> list[int]:
-    """Live (non-zombie) ffmpeg processes whose argv mentions marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if argv[0].endswith(b"ffmpeg") and state != "Z" and str(marker).encode() in b" ".join(argv):
-            found.append(int(entry.name))
-    return found
 
 
 def segments(playlist: Path) -> list[str]:

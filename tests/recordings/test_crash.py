@@ -4,54 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 
 from server.settings import Settings
-from server.stack import server_environ
-from tests.conftest import running_nginx, wait_until
+from tests.conftest import running_nginx, start_server, wait_until
 from tests.recordings.conftest import decodes, duration, make_channel, publish_for
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
-
-
-async def start_server(settings: Settings) -> asyncio.subprocess.Process:
-    """`onair serve` as systemd runs it, with this test's recording settings."""
-    env = server_environ(settings)
-    env["ONAIR_COMPRESS_PRESET"] = settings.compress_preset
-    env["ONAIR_RECORDING_RESERVE_BYTES"] = str(settings.recording_reserve_bytes)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve", env=env, stdin=asyncio.subprocess.DEVNULL
-    )
-
-    async def answering() -> bool:
-        assert process.returncode is None, "onair serve exited while starting"
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{settings.server_port}/metrics") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await wait_until(answering, 60, "onair serve to answer")
-    return process
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
 
 
 async def test_kill_9_mid_recording_is_finalized_at_next_start(
