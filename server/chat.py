@@ -31,7 +31,6 @@ from server.chat_limits import (
     iso_ms,
     refuse,
 )
-from server.chat_metrics import ACCEPTED, CONNECTED, FANOUT
 from server.chat_payloads import (
     Ack,
     JoinAck,
@@ -44,6 +43,7 @@ from server.chat_state import ChatState, MemoryState, RedisState
 from server.chat_store import MessageWriter, Moderator, ban_keys, utc_from_ms
 from server.events import StreamEvent
 from server.keys import CHAT, DB, EVENTS, LIVE, SETTINGS
+from server.metrics import CHAT_ACCEPTED, CHAT_CONNECTED, CHAT_FANOUT
 from server.settings import Settings
 
 log = logging.getLogger("onair.chat")
@@ -267,7 +267,7 @@ class Chat:
             moderator=moderator,
             bucket=TokenBucket(settings.chat_rate_messages, settings.chat_rate_seconds),
         )
-        CONNECTED.inc()
+        CHAT_CONNECTED.inc()
 
     async def on_disconnect(self, sid: str, *_reason: Any) -> None:
         """Give back the names the connection held."""
@@ -280,7 +280,7 @@ class Chat:
             except Exception:
                 log.exception("chat leave on disconnect failed channel=%s", channel)
         del self.sessions[sid]
-        CONNECTED.dec()
+        CHAT_CONNECTED.dec()
 
     async def on_join(self, sid: str, data: Any) -> JoinAck | Ack:
         """`join {channel, name?}`: enter the room, get a user, recent history and counts."""
@@ -368,10 +368,10 @@ class Chat:
             return refuse(error)
         assert self.writer is not None
         self.writer.add(message, session.address_hash, utc_from_ms(ms))
-        ACCEPTED.inc()
+        CHAT_ACCEPTED.inc()
         started = time.perf_counter()
         await self.sio.emit("message", message, room=channel)
-        FANOUT.observe(time.perf_counter() - started)
+        CHAT_FANOUT.observe(time.perf_counter() - started)
         log.debug("chat message channel=%s user=%s id=%s", channel, member.user["id"], message_id)
         return {"ok": True, "id": message_id}
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.channels import valid_slug
-from server.chat_metrics import REJECTED
 from server.chat_payloads import Ack
+from server.metrics import CHAT_REJECTED
 from server.net import client_address
 
 MAX_TEXT = 500
@@ -36,7 +36,7 @@ MESSAGE_ERRORS = frozenset(
 def refuse(error: str) -> Ack:
     """`{ok: false, error}`, counted in onair_chat_messages_rejected_total when DESIGN names it."""
     if error in MESSAGE_ERRORS:
-        REJECTED.labels(error).inc()
+        CHAT_REJECTED.labels(error).inc()
     return {"ok": False, "error": error}
 
 

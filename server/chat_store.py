@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from server.chat_limits import MAX_TEXT, iso_ms
-from server.chat_metrics import DROPPED, PENDING, WRITE_FAILURES
 from server.chat_payloads import MessagePayload, Role, UserPayload
+from server.metrics import CHAT_DROPPED, CHAT_PENDING, CHAT_WRITE_FAILURES
 from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.chat")
@@ -63,11 +63,11 @@ class MessageWriter:
         self._pending.append(Pending(message, ip_hash, created))
         if len(self._pending) > MAX_PENDING:
             del self._pending[0]
-            DROPPED.inc()
+            CHAT_DROPPED.inc()
             log.error("chat write buffer full, oldest message dropped pending=%d", MAX_PENDING)
         if len(self._pending) >= BATCH_SIZE:
             self._full.set()
-        PENDING.set(len(self._pending))
+        CHAT_PENDING.set(len(self._pending))
 
     def delete(self, message_id: str) -> None:
         """Queue a soft delete; applied after the inserts queued before it."""
@@ -86,7 +86,7 @@ class MessageWriter:
             try:
                 await self.flush()
             except Exception as err:
-                WRITE_FAILURES.inc()
+                CHAT_WRITE_FAILURES.inc()
                 log.warning(
                     "chat write failed, will retry pending=%d error=%s",
                     self.pending,
@@ -100,7 +100,7 @@ class MessageWriter:
                 batch = self._pending[:BATCH_SIZE]
                 await self._insert(batch)
                 del self._pending[: len(batch)]
-                PENDING.set(len(self._pending))
+                CHAT_PENDING.set(len(self._pending))
             if self._deletes:
                 ids = list(self._deletes)
                 found = await self._pool.fetch(
@@ -124,7 +124,7 @@ class MessageWriter:
                 try:
                     await self._pool.execute(_INSERT, *_columns([one]))
                 except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as err:
-                    DROPPED.inc()
+                    CHAT_DROPPED.inc()
                     log.warning(
                         "chat message not stored channel=%s id=%s error=%s",
                         one.message["channel"],
@@ -143,7 +143,7 @@ class MessageWriter:
                     "chat final flush failed attempt=%d error=%s", attempt + 1, type(err).__name__
                 )
                 await asyncio.sleep(0.5)
-        DROPPED.inc(self.pending)
+        CHAT_DROPPED.inc(self.pending)
         log.error("chat messages lost on shutdown count=%d", self.pending)
 
 

@@ -43,6 +43,29 @@ MEDIA_FREE = Gauge("onair_media_free_bytes", "Bytes free on the media volume")
 MEDIA_SIZE = Gauge("onair_media_size_bytes", "Size of the media volume in bytes")
 
 
+# Chat.
+CHAT_CONNECTED = Gauge(
+    "onair_chat_connected_clients", "Socket.IO clients connected to this process"
+)
+CHAT_ACCEPTED = Counter("onair_chat_messages_accepted_total", "Chat messages accepted")
+CHAT_REJECTED = Counter(
+    "onair_chat_messages_rejected_total", "Chat messages refused, by reason", ["reason"]
+)
+CHAT_FANOUT = Histogram(
+    "onair_chat_fanout_seconds",
+    "From accepting a message to handing it to every local client and the Redis bus",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+CHAT_PENDING = Gauge("onair_chat_pending_writes", "Accepted messages not yet written to PostgreSQL")
+CHAT_WRITE_FAILURES = Counter(
+    "onair_chat_write_failures_total", "Batched chat writes to PostgreSQL that failed and wait"
+)
+CHAT_DROPPED = Counter(
+    "onair_chat_messages_dropped_total",
+    "Accepted messages never stored (channel deleted, or the write buffer overflowed)",
+)
+
+
 def route_name(request: web.Request) -> str:
     """The route's pattern (`/api/channels/{slug}`), so labels stay bounded whatever the path."""
     route = request.match_info.route
