@@ -20,10 +20,12 @@ def require_admin(request: web.Request) -> None:
     token = request.app[SETTINGS].admin_token
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
+    # aiohttp keeps undecodable header bytes as surrogates; surrogateescape gives them back.
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
     if (
         not token
         or scheme.lower() != "bearer"
-        or not hmac.compare_digest(given.strip().encode(), token.encode())
+        or not hmac.compare_digest(given_bytes, token.encode())
     ):
         raise Unauthorized("admin token required")
 

@@ -17,6 +17,7 @@ from server import (
     ingest,
     ladders,
     metrics,
+    openapi,
     pages,
     recordings,
     viewers,
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(recordings.routes)
     pages.setup(app)  # /, /watch/<slug>, /static/, /thumb/; security headers on pages
     chat.attach(app)
+    app.router.add_get("/api/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", metrics.metrics)
     return app

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,9 +52,18 @@ def check_slug(slug: object) -> str:
 
 
 def check_title(title: object) -> str:
-    """A title is 1 to 200 characters of text."""
-    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
-        raise ApiError(f"title must be a non-empty string of at most {MAX_TITLE} characters")
+    """A title is 1 to 200 characters of text, without control characters."""
+    if (
+        not isinstance(title, str)
+        or not title.strip()
+        or len(title) > MAX_TITLE
+        # NUL and lone surrogates (JSON can spell "\ud800") are not text PostgreSQL can store.
+        or any(unicodedata.category(ch) in ("Cc", "Cs") for ch in title)
+    ):
+        raise ApiError(
+            f"title must be non-empty text of at most {MAX_TITLE} characters, "
+            "without control characters"
+        )
     return title.strip()
 
 

@@ -19,7 +19,8 @@ PAGE_MAX = 200
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return PAGE_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+    # isdigit() alone takes "²" and other digits int() refuses: ASCII only.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_MAX:
         raise ApiError(f"limit must be a whole number from 1 to {PAGE_MAX}")
     return int(raw)
 
@@ -59,7 +60,9 @@ async def list_moderators(request: web.Request) -> web.Response:
     """Admin: a channel's moderators (never their tokens)."""
     require_admin(request)
     slug = path_slug(request)
-    found = await chat_store.list_moderators(request.app[DB], slug)
+    db = request.app[DB]
+    await channels.get_channel(db, slug)  # an unknown channel is a 404, as on every sibling
+    found = await chat_store.list_moderators(db, slug)
     return web.json_response(
         [{"id": m.id, "name": m.name, "created_at": m.created_at.isoformat()} for m in found]
     )
@@ -71,7 +74,7 @@ async def revoke_moderator(request: web.Request) -> web.Response:
     require_admin(request)
     slug = path_slug(request)
     raw = request.match_info["moderator_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"no moderator {raw[:20]}")
     if not await chat_store.revoke_moderator(request.app[DB], slug, int(raw)):
         raise NotFound(f"no moderator {raw}")
