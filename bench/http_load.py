@@ -352,14 +352,7 @@ async def private_stack() -> AsyncIterator[Stack]:
 
         layout = nginx.NginxLayout(open_tempdir("onair-bench-nginx-"))
         stack.callback(shutil.rmtree, layout.prefix, ignore_errors=True)
-        values = nginx.config_values(
-            prefix=layout.prefix,
-            media_dir=settings.media_root,
-            http_listen=f"127.0.0.1:{settings.http_port}",
-            rtmp_listen=f"127.0.0.1:{settings.rtmp_port}",
-            server_port=settings.server_port,
-            hook_secret=settings.hook_secret,
-        )
+        values = nginx.config_values(settings, layout.prefix)
         # The template's own optional knobs: one load generator is one address, so the
         # per-address API limit (20 r/s) would answer 429 to nearly everything.
         values |= {"api_rate": 1_000_000, "api_burst": 1_000_000}

@@ -111,14 +111,8 @@ def serve(settings: Settings) -> int:
 def nginx_config(settings: Settings) -> int:
     """Print the config `onair up` would run (secrets included: mind where it goes)."""
     prefix = settings.data_dir / "nginx"
-    values = nginx.config_values(
-        prefix=prefix,
-        media_dir=settings.media_root,
-        http_listen=f"{settings.http_host}:{settings.http_port}",
-        rtmp_listen=f"{settings.http_host}:{settings.rtmp_port}",
-        server_port=settings.server_port,
-        hook_secret=settings.hook_secret or "<ONAIR_HOOK_SECRET>",
-    )
+    values = nginx.config_values(settings, prefix)
+    values["hook_secret"] = settings.hook_secret or "<ONAIR_HOOK_SECRET>"
     print(nginx.render(nginx.TEMPLATE.read_text(), values), end="")
     return 0
 

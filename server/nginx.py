@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jinja2
 
+from server.settings import Settings
+
 TEMPLATE = Path(__file__).resolve().parent.parent / "nginx" / "onair.conf.template"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
@@ -68,16 +70,8 @@ class NginxLayout:
         return self.prefix / "nginx.pid"
 
 
-def config_values(
-    *,
-    prefix: Path,
-    media_dir: Path,
-    http_listen: str,
-    rtmp_listen: str,
-    server_port: int,
-    hook_secret: str,
-) -> dict[str, object]:
-    """The template's values for a private prefix (`onair up`, tests): plain HTTP, no TLS."""
+def config_values(settings: Settings, prefix: Path) -> dict[str, object]:
+    """The template's values for a private prefix (`onair up`, tests, benches): plain HTTP."""
     user = worker_user()
     return {
         "user_directive": f"user {user};" if user else "",
@@ -87,11 +81,11 @@ def config_values(
         "access_log": "off",
         "rtmp_module": str(RTMP_MODULE),
         "mime_types": "/etc/nginx/mime.types",
-        "rtmp_listen": rtmp_listen,
-        "http_listen": http_listen,
-        "server_port": str(server_port),
-        "hook_secret": hook_secret,
-        "media_dir": str(media_dir),
+        "rtmp_listen": f"{settings.http_host}:{settings.rtmp_port}",
+        "http_listen": f"{settings.http_host}:{settings.http_port}",
+        "server_port": str(settings.server_port),
+        "hook_secret": settings.hook_secret,
+        "media_dir": str(settings.media_root),
         "tls": False,
     }
 

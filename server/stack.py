@@ -194,14 +194,7 @@ class Stack:
         await wait_http(f"http://127.0.0.1:{s.server_port}/healthz", server, timeout=60)
 
         self.layout.prefix.mkdir(parents=True, exist_ok=True)
-        values = nginx.config_values(
-            prefix=self.layout.prefix,
-            media_dir=s.media_root,
-            http_listen=f"{s.http_host}:{s.http_port}",
-            rtmp_listen=f"{s.http_host}:{s.rtmp_port}",
-            server_port=s.server_port,
-            hook_secret=s.hook_secret,
-        )
+        values = nginx.config_values(s, self.layout.prefix)
         nginx.write_config(self.layout, values)
         nginx.test_config(self.layout)
         proxy = await nginx.start_nginx(self.layout)

@@ -142,6 +142,7 @@ def settings(database_url: str, media_dir: Path) -> Settings:
     return Settings(
         data_dir=media_dir.parent / (media_dir.name + "-data"),
         media_dir=media_dir,
+        http_host="127.0.0.1",
         http_port=free_port(),
         server_port=free_port(),
         rtmp_port=free_port(),
@@ -208,14 +209,7 @@ class LiveStack:
 async def running_nginx(settings: Settings) -> AsyncIterator[Path]:
     """nginx rendered from nginx/ in front of settings.server_port; yields its prefix."""
     layout = nginx.NginxLayout(open_tempdir("onair-nginx-"))
-    values = nginx.config_values(
-        prefix=layout.prefix,
-        media_dir=settings.media_root,
-        http_listen=f"127.0.0.1:{settings.http_port}",
-        rtmp_listen=f"127.0.0.1:{settings.rtmp_port}",
-        server_port=settings.server_port,
-        hook_secret=settings.hook_secret,
-    )
+    values = nginx.config_values(settings, layout.prefix)
     nginx.write_config(layout, values)
     nginx.test_config(layout)
     process = await nginx.start_nginx(layout)
