@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from host import describe_host  # noqa: E402
 
 from server import nginx  # noqa: E402
 from server.pgcluster import PgCluster  # noqa: E402
@@ -130,24 +130,14 @@ def version(args: Sequence[str], pattern: str = r".+") -> str:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, kernel and the versions of everything on the request path."""
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
+    """The host, and the versions of everything on the request path."""
     pg = PgCluster(Path("/nonexistent")).bindir / "postgres"
-    return {
-        "cpu": cpu or platform.processor(),
-        "cores": os.cpu_count(),
-        "ram_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+    return describe_host() | {
         "aiohttp": metadata.version("aiohttp"),
         "uvloop": metadata.version("uvloop"),
         "nginx": version([nginx.nginx_binary(), "-v"], r"nginx/\S+"),
         "postgres": version([str(pg), "--version"], r"\d+\.\d+"),
         "wrk": version(["wrk", "--version"], r"wrk \S+"),
-        "ffmpeg": version(["ffmpeg", "-hide_banner", "-version"], r"ffmpeg version \S+"),
     }
 
 

@@ -15,11 +15,12 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import subprocess
 import time
 from pathlib import Path
+
+from host import describe_host
 
 from transcoder.recordings import media
 
@@ -29,19 +30,7 @@ WORK = ROOT / "work" / "recordings"
 
 def machine() -> dict[str, object]:
     """What ran the benchmark."""
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=False)
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "ffmpeg": version.stdout.splitlines()[0] if version.stdout else "unknown",
-    }
+    return describe_host()
 
 
 def make_source(path: Path, seconds: int, size: str, kbps: int) -> None:

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -39,6 +38,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from host import describe_host  # noqa: E402
 
 from transcoder.command import TranscodeJob, build_args  # noqa: E402
 from transcoder.ladder import LadderConfig, Rendition, Rung, choose_ladder  # noqa: E402
@@ -175,17 +176,7 @@ def prepare(seconds: float) -> list[Clip]:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, load and the ffmpeg/x265/x264 versions and x265's SIMD paths."""
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    mem_kb = next(
-        int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
-        if ln.startswith("MemTotal")
-    )  # fmt: skip
-    ffmpeg = sh(["ffmpeg", "-hide_banner", "-version"]).stdout.splitlines()[0]
+    """The host, plus the x265/x264 versions and x265's SIMD paths."""
     with tempfile.TemporaryDirectory() as tmp:
         x265 = sh(["ffmpeg", "-hide_banner", "-nostdin", "-f", "lavfi", "-i",
                    "testsrc2=size=128x72:rate=1", "-frames:v", "1", "-c:v", "libx265",
@@ -197,13 +188,7 @@ def machine() -> dict[str, Any]:
         x264 = re.search(rb"x264 - core \d+ r\d+ \w+", h264.read_bytes())
     version = re.search(r"HEVC encoder version (\S+)", x265)
     simd = re.search(r"using cpu capabilities: (.+)", x265)
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "ffmpeg": ffmpeg,
+    return describe_host() | {
         "x265": version.group(1) if version else "unknown",
         "x265_simd": simd.group(1).strip() if simd else "unknown",
         "x264": x264.group(0).decode() if x264 else "unknown",
