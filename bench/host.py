@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +32,15 @@ def describe_host() -> dict[str, Any]:
         "python": platform.python_version(),
         "ffmpeg": ffmpeg,
     }
+
+
+def write_results(
+    folder: Path, name: str, tag: str, report: dict[str, Any], markdown: Callable[[Any], str]
+) -> None:
+    """Write <name>-<date>[-tag].json and .md into `folder` and print the summary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{dt.date.today().isoformat()}{'-' + tag if tag else ''}"
+    (folder / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / f"{stem}.md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"wrote {folder / stem}.json and .md in {report['elapsed_s']:.0f} s")

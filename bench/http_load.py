@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from host import describe_host  # noqa: E402
+from host import describe_host, write_results  # noqa: E402
 
 from server import nginx  # noqa: E402
 from server.pgcluster import PgCluster  # noqa: E402
@@ -591,13 +591,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report["loads"] = [asdict(x) | {"rps": round(x.rps, 1)} for x in measured["loads"]]
     report["summary"] = summarize(measured["loads"], measured["extra"])
     report["elapsed_s"] = round(time.monotonic() - started, 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tag = args.tag or ("quick" if args.quick else "")
-    stem = f"http-{dt.date.today().isoformat()}{'-' + tag if tag else ''}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"wrote {RESULTS / stem}.json and .md in {report['elapsed_s']:.0f} s")
+    write_results(RESULTS, "http", args.tag or ("quick" if args.quick else ""), report, markdown)
 
 
 if __name__ == "__main__":

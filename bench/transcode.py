@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import math
 import os
 import re
@@ -39,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host import describe_host  # noqa: E402
+from host import describe_host, write_results  # noqa: E402
 
 from transcoder.command import TranscodeJob, build_args  # noqa: E402
 from transcoder.ladder import LadderConfig, Rendition, Rung, choose_ladder  # noqa: E402
@@ -486,12 +485,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report["results"] = compare(ladders, clips, scales)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     report["elapsed_s"] = round(time.monotonic() - started, 1)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"transcode-{dt.date.today().isoformat()}{'-' + args.tag if args.tag else ''}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"wrote {RESULTS / stem}.json and .md in {report['elapsed_s']:.0f} s")
+    write_results(RESULTS, "transcode", args.tag or "", report, markdown)
 
 
 if __name__ == "__main__":

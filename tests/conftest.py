@@ -189,6 +189,15 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+async def answers_200(url: str) -> bool:
+    """True when `url` answers 200; False while nothing listens yet."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
 @dataclass
 class LiveStack:
     """A real server on a real port behind a real nginx-rtmp, for media tests."""
@@ -216,14 +225,7 @@ async def running_nginx(settings: Settings) -> AsyncIterator[Path]:
 
     async def nginx_up() -> bool:
         assert process.returncode is None, nginx.error_log_tail(layout)
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{settings.http_port}/nginx-health") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
+        return await answers_200(f"http://127.0.0.1:{settings.http_port}/nginx-health")
 
     try:
         await wait_until(nginx_up, 20, "nginx to answer")
@@ -339,14 +341,7 @@ async def start_server(settings: Settings) -> asyncio.subprocess.Process:
 
     async def answering() -> bool:
         assert process.returncode is None, "onair serve exited while starting"
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{settings.server_port}/metrics") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
+        return await answers_200(f"http://127.0.0.1:{settings.server_port}/metrics")
 
     await wait_until(answering, 60, "onair serve to answer")
     return process

@@ -198,6 +198,12 @@ def teardown(values: dict[str, object], root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def converge(extra_vars: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """site.yml on this machine as the all-in-one host, with the test's variables."""
+    playbook = ["ansible-playbook", "-i", "inventories/all-in-one", "site.yml"]
+    return run([*playbook, "--limit", "onair1", "-e", f"@{extra_vars}"], timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def converged() -> Iterator[Converged]:
     root = open_tempdir("onair-converge-")
@@ -205,19 +211,7 @@ def converged() -> Iterator[Converged]:
     extra = root / "converge-vars.json"
     extra.write_text(json.dumps(values))
     try:
-        result = run(
-            [
-                "ansible-playbook",
-                "-i",
-                "inventories/all-in-one",
-                "site.yml",
-                "--limit",
-                "onair1",
-                "-e",
-                f"@{extra}",
-            ],
-            timeout=420,
-        )
+        result = converge(extra, timeout=420)
         log = root / "run/onair/onair.log"
         server_log = log.read_text()[-4000:] if log.exists() else "(no server log)"
         assert result.returncode == 0, tail(result, 8000) + "\n--- onair.log ---\n" + server_log
@@ -304,19 +298,7 @@ def test_systemd_units_verify(converged: Converged) -> None:
 
 def test_converge_is_repeatable_and_idempotent(converged: Converged) -> None:
     extra = converged.root / "converge-vars.json"
-    result = run(
-        [
-            "ansible-playbook",
-            "-i",
-            "inventories/all-in-one",
-            "site.yml",
-            "--limit",
-            "onair1",
-            "-e",
-            f"@{extra}",
-        ],
-        timeout=300,
-    )
+    result = converge(extra, timeout=300)
     assert result.returncode == 0, tail(result, 12000)
     recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
     assert "changed=0" in recap, tail(result, 12000)
