@@ -44,8 +44,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from chat import rss_bytes  # noqa: E402
 from host import write_results  # noqa: E402
-from http_load import load, machine, private_stack, stop_process, wait_for  # noqa: E402
+from http_load import (  # noqa: E402
+    children,
+    cpu_seconds,
+    load,
+    machine,
+    private_stack,
+    stop_process,
+    wait_for,
+)
 
 RESULTS = ROOT / "bench" / "results"
 SLUG = "latency"
@@ -200,6 +209,32 @@ async def watch_rung(
     return samples
 
 
+def transcoders(server_pid: int) -> list[int]:
+    """The server's ffmpeg children (one per live channel)."""
+    found = []
+    for pid in children(server_pid)[1:]:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def sample_transcoder(server_pid: int, until: float, out: dict[str, float]) -> None:
+    """CPU-seconds and peak RSS of the live ladder's ffmpeg while the players watch."""
+    pids = transcoders(server_pid)
+    started, cpu0 = time.monotonic(), cpu_seconds(pids)
+    peak = 0
+    while time.monotonic() < until:
+        peak = max(peak, sum(rss_bytes(p) for p in pids))
+        await asyncio.sleep(1.0)
+    wall = time.monotonic() - started
+    out["transcoder_core_s_per_s"] = round((cpu_seconds(pids) - cpu0) / wall, 3) if pids else 0
+    out["transcoder_peak_rss_mib"] = round(peak / 2**20, 1)
+    out["transcoder_processes"] = len(pids)
+
+
 def rung_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """p50/max of first- and last-frame latency over a rung's good samples."""
     good = [s for s in samples if "first_s" in s and s["contiguous"]]
@@ -242,14 +277,18 @@ async def measure(size: str, kbps: int, seconds: float) -> dict[str, Any]:
             base = f"{stack.nginx_url}/hls/{SLUG}"
             await wait_for(f"{base}/master.m3u8", 60, "master playlist")
             to_master = time.monotonic() - pushed
+            await asyncio.sleep(1.0)  # the ladder's ffmpeg is running by now
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"{base}/master.m3u8") as r:
                     master = await r.text()
                 uris = variant_uris(master)
                 until = time.monotonic() + seconds
+                cost: dict[str, float] = {}
+                sampler = asyncio.create_task(sample_transcoder(stack.server_pid, until, cost))
                 per_rung = await asyncio.gather(
                     *(watch_rung(session, base, uri, until, clock) for uri in uris)
                 )
+                await sampler
         finally:
             await stop_process(pusher, signal.SIGINT)
             follower.cancel()
@@ -258,6 +297,7 @@ async def measure(size: str, kbps: int, seconds: float) -> dict[str, Any]:
     return {
         "publish_to_master_s": round(to_master, 2),
         "clock_reports": clock.reports,
+        **cost,
         "rungs": {name: rung_summary(s) | {"samples": s} for name, s in rungs.items()},
     }
 
@@ -272,7 +312,9 @@ def markdown(report: dict[str, Any]) -> str:
         f" {m['nginx']}. Load average before {report['load_before']}, after"
         f" {report['load_after']}. Source {report['size']} @ {FPS} fps, {report['kbps']} kbit/s"
         f" H.264; {report['seconds']:.0f} s watched; publish → master playlist"
-        f" {report['publish_to_master_s']} s.",
+        f" {report['publish_to_master_s']} s. The live ladder's ffmpeg meanwhile:"
+        f" {report.get('transcoder_core_s_per_s')} core-s/s,"
+        f" peak RSS {report.get('transcoder_peak_rss_mib')} MiB.",
         "",
         "| rung | segments | first frame p50 s | first frame max s | last frame p50 s"
         " | drift s | bad |",
