@@ -20,6 +20,7 @@ from server import (
     openapi,
     pages,
     recordings,
+    uploads,
     viewers,
 )
 from server.errors import error_middleware
@@ -55,7 +56,7 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
 async def media_dirs(app: web.Application) -> AsyncIterator[None]:
     """Make sure the media volume's folders exist before anything writes there."""
     root = app[SETTINGS].media_root
-    for sub in ("live", "recordings"):
+    for sub in ("live", "recordings", "uploads", "videos"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     yield
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
             # After the ladders (it reads their speed) and before nothing that needs it: on the
             # way down recorders stop and finalize first, while the pool is still open.
             recordings.recordings,
+            uploads.uploads,  # after recordings: the VOD queue waits while compression runs
             viewers.viewer_sessions,
         ]
     )
@@ -89,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(viewers.routes)
     app.add_routes(chat_api.routes)
     app.add_routes(recordings.routes)
+    app.add_routes(uploads.routes)
     pages.setup(app)  # /, /watch/<slug>, /static/, /thumb/; security headers on pages
     chat.attach(app)
     app.router.add_get("/api/openapi.json", openapi.openapi)

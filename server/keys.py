@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from server.pages import Pages
     from server.recordings import Recordings
     from server.settings import Settings
+    from server.uploads import Uploads
     from server.viewers import ViewerSessions
 
 # Annotated rather than subscripted, so the names above are needed by the type checker only.
@@ -35,3 +36,4 @@ TRANSCODERS: web.AppKey[Ladders] = web.AppKey("transcoders")
 CHAT: web.AppKey[Chat] = web.AppKey("chat")
 PAGES: web.AppKey[Pages] = web.AppKey("pages")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
+UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads")

@@ -68,6 +68,8 @@ class Settings:
     compress_preset: str = "medium"  # x265 preset for the archive copy
     compress_crf: int = 26  # x265 constant quality: higher is smaller
     compress_live_margin: float = 1.2  # pause compression unless live work fits this many times
+    upload_max_bytes: int = 5 * 1024**3  # the largest video upload (tus Upload-Length)
+    upload_expiry_s: float = 86400.0  # an upload that received nothing for this long is deleted
 
     @property
     def media_root(self) -> Path:
@@ -203,6 +205,13 @@ def _parse_margin(raw: Any) -> float:
     return value
 
 
+def _parse_expiry(raw: Any) -> float:
+    value = float(raw)
+    if not 1 <= value <= 30 * 86400:
+        raise ValueError
+    return value
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -247,6 +256,8 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "compress_preset": (_parse_preset, "an x265 preset: " + ", ".join(X265_PRESETS), False),
     "compress_crf": (_parse_crf, "a whole number 0-51", False),
     "compress_live_margin": (_parse_margin, "a factor between 1 and 10", False),
+    "upload_max_bytes": (_parse_count, "a byte count >= 1", False),
+    "upload_expiry_s": (_parse_expiry, "seconds between 1 and 2592000 (30 days)", False),
 }
 
 

@@ -23,6 +23,7 @@ class TranscodeJob:
     input_options: tuple[str, ...] = ()  # extra input flags (tests feed a file with -re)
     ffmpeg: str = "ffmpeg"
     loglevel: str = "warning"
+    vod: bool = False  # a file to a finished VOD ladder (uploads), not a live window
 
 
 @dataclass
@@ -150,6 +151,34 @@ def _video_args(job: TranscodeJob, k: int, r: Rendition) -> list[str]:
     ]  # fmt: skip
 
 
+def _live_window(c: LadderConfig) -> list[str]:
+    """A sliding live window that a restart appends to."""
+    return [
+        "-hls_list_size", str(c.list_size),
+        "-hls_delete_threshold", "3",  # keep just-expired segments for slow players
+        "-hls_flags", "+".join([
+            "independent_segments",  # every segment starts on an IDR
+            "program_date_time",  # wall clock per segment for latency and sync
+            "temp_file",  # write .tmp then rename: no player sees half a segment
+            "append_list",  # a restart continues the playlist (sequence, DISCONTINUITY)
+            "omit_endlist",  # the supervisor writes ENDLIST only when the stream ends
+            "delete_segments",  # bounded disk use for the live window
+        ]),
+    ]  # fmt: skip
+
+
+def _vod_window() -> list[str]:
+    """Every segment kept, ENDLIST written by ffmpeg itself when the file ends."""
+    return [
+        "-hls_list_size", "0",  # 0: the playlist lists every segment
+        "-hls_playlist_type", "vod",  # EXT-X-PLAYLIST-TYPE:VOD, players may seek anywhere
+        "-hls_flags", "+".join([
+            "independent_segments",  # every segment starts on an IDR
+            "temp_file",  # no half-written segment is ever served while the job runs
+        ]),
+    ]  # fmt: skip
+
+
 def build_args(job: TranscodeJob) -> list[str]:
     """The complete ffmpeg argv for a job: pure, no shell, deterministic."""
     c = job.config
@@ -189,16 +218,7 @@ def build_args(job: TranscodeJob) -> list[str]:
         # The init file lives beside its playlist as init.mp4 (hlsenc would otherwise name it
         # init_<n>.mp4); the URI resolves from <name>/index.m3u8 to <name>/init.mp4.
         "-hls_fmp4_init_filename", "../%v/init.mp4",
-        "-hls_list_size", str(c.list_size),
-        "-hls_delete_threshold", "3",  # keep just-expired segments for slow players
-        "-hls_flags", "+".join([
-            "independent_segments",  # every segment starts on an IDR
-            "program_date_time",  # wall clock per segment for latency and sync
-            "temp_file",  # write .tmp then rename: no player sees half a segment
-            "append_list",  # a restart continues the playlist (sequence, DISCONTINUITY)
-            "omit_endlist",  # the supervisor writes ENDLIST only when the stream ends
-            "delete_segments",  # bounded disk use for the live window
-        ]),
+        *(_vod_window() if job.vod else _live_window(c)),
         "-hls_segment_filename", str(out / "%v" / f"{job.segment_prefix}-%d.m4s"),
         "-var_stream_map", " ".join(stream_map),
         str(out / "%v" / "index.m3u8"),

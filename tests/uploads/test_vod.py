@@ -1,0 +1,109 @@
+"""A real tus client uploads a clip through nginx; the connection is cut; it resumes; the
+video becomes an H.265 + H.264 HLS ladder that nginx serves and ffmpeg decodes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.uploader import Uploader
+
+from tests.conftest import LiveStack, wait_until
+from tests.recordings.conftest import decodes
+from tests.uploads.conftest import CuttingProxy, make_channel
+
+pytestmark = [pytest.mark.media]
+CHUNK = 64 * 1024
+
+
+async def get_json(url: str) -> object:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def test_cut_upload_resumes_and_becomes_a_playable_ladder(
+    live_stack: LiveStack, clip: Path
+) -> None:
+    channel = await make_channel(live_stack.http, "films")
+    size = (await asyncio.to_thread(clip.stat)).st_size
+    nginx_port = live_stack.settings.http_port
+    async with CuttingProxy(nginx_port, cut_after=size // 2) as proxy:
+        client = TusClient(
+            f"http://127.0.0.1:{proxy.port}/api/channels/films/uploads", headers=channel.auth
+        )
+        with clip.open("rb") as stream:
+            uploader = client.uploader(
+                file_stream=stream, chunk_size=CHUNK, metadata={"filename": "My holiday.mp4"}
+            )
+            with pytest.raises((TusUploadFailed, TusCommunicationError)):
+                await asyncio.to_thread(uploader.upload)
+        assert proxy.cuts == 1
+    path = uploader.url.split(str(proxy.port), 1)[1]
+    upload_url = live_stack.http + path
+
+    # The bytes that arrived before the cut are kept, including part of the chunk in flight.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.head(upload_url, headers={**channel.auth, "Tus-Resumable": "1.0.0"}) as response,
+    ):
+        assert response.status == 200
+        kept = int(response.headers["Upload-Offset"])
+    assert 0 < kept < size
+    assert int(response.headers["Upload-Length"]) == size
+
+    def resume() -> int:
+        direct = TusClient(f"{live_stack.http}/api/channels/films/uploads", headers=channel.auth)
+        with clip.open("rb") as stream:
+            again = Uploader(file_stream=stream, url=upload_url, client=direct, chunk_size=CHUNK)
+            started_at = again.offset
+            again.upload()
+            return started_at
+
+    assert await asyncio.to_thread(resume) == kept
+
+    videos_url = f"{live_stack.http}/api/channels/films/videos"
+    seen_states: set[str] = set()
+
+    async def ready() -> bool:
+        videos = await get_json(videos_url)
+        assert isinstance(videos, list) and len(videos) == 1
+        seen_states.add(videos[0]["state"])
+        assert videos[0]["state"] != "failed", videos[0]["error"]
+        return bool(videos[0]["state"] == "ready")
+
+    await wait_until(ready, 90, "the video to be ready")
+    (video,) = await get_json(videos_url)  # type: ignore[misc]
+    assert video["title"] == "My holiday"
+    assert video["progress"] == 1
+    assert video["renditions"] == ["480p", "360p", "h264"]  # never above the 480p source
+    assert 1.5 < video["duration_s"] < 2.5
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(live_stack.http + video["hls_url"]) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-cache"
+            master = await response.text()
+        async with session.get(live_stack.http + video["poster_url"]) as response:
+            assert response.status == 200
+            assert (await response.read())[:2] == b"\xff\xd8"  # a JPEG
+    assert 'CODECS="hvc1.' in master and 'CODECS="avc1.' in master
+    assert "RESOLUTION=854x480" in master and "RESOLUTION=640x360" in master
+    base = (live_stack.http + video["hls_url"]).rsplit("/", 1)[0]
+    for name in video["renditions"]:
+        assert await decodes(f"{base}/{name}/index.m3u8"), name
+
+    # The source is gone once the ladder is ready; the upload is done.
+    assert list((live_stack.settings.media_root / "uploads").iterdir()) == []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{live_stack.http}/api/channels/films/uploads", headers=channel.auth
+        ) as response,
+    ):
+        (upload,) = await response.json()
+    assert upload["state"] == "done" and upload["video_id"] == video["id"]
