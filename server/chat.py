@@ -16,6 +16,7 @@ import socketio
 from aiohttp import web
 
 from server import chat_moderation, chat_store
+from server.chat_fallback import ChatRedisManager, FallbackState, StoredBan, redis_options
 from server.chat_limits import (
     HISTORY_SIZE,
     MAX_TEXT,
@@ -39,7 +40,7 @@ from server.chat_payloads import (
     UserPayload,
     ViewersPayload,
 )
-from server.chat_state import ChatState, MemoryState, RedisState
+from server.chat_state import ChatState, MemoryState
 from server.chat_store import MessageWriter, Moderator, ban_keys, utc_from_ms
 from server.events import StreamEvent
 from server.keys import CHAT, DB, EVENTS, LIVE, SETTINGS
@@ -79,7 +80,9 @@ class Chat:
         self.app = app
         self.settings = settings
         manager = (
-            socketio.AsyncRedisManager(settings.redis_url, channel="onair-chat")
+            ChatRedisManager(
+                settings.redis_url, channel="onair-chat", redis_options=redis_options()
+            )
             if settings.redis_url
             else None
         )
@@ -137,15 +140,23 @@ class Chat:
 
     async def start(self) -> None:
         """Connect the shared state, load bans, start the writer and the viewer ticker."""
-        if self.settings.redis_url:
-            self.state = RedisState(self.settings.redis_url)
         if not self.settings.secret_key:
             log.warning("chat secret_key is empty: address hashes are guessable")
         db = self.app[DB]
-        for ban in await chat_store.active_bans(db):
-            until = ban.until.timestamp() if ban.until else None
-            await self.state.ban(ban.channel, ban_keys(ban.user_id, ban.ip_hash), until)
+        if self.settings.redis_url:
+            self.state = FallbackState(self.settings.redis_url, self._stored_bans)
+            await self.state.check()  # writes the stored bans into Redis if it lacks them
+        else:
+            for channel, keys, until in await self._stored_bans():
+                await self.state.ban(channel, keys, until)
         self.writer = MessageWriter(db)
+
+    async def _stored_bans(self) -> list[StoredBan]:
+        """Every ban in force, from PostgreSQL, as the live state stores it."""
+        return [
+            (b.channel, ban_keys(b.user_id, b.ip_hash), b.until.timestamp() if b.until else None)
+            for b in await chat_store.active_bans(self.app[DB])
+        ]
 
     async def shutdown(self, app: web.Application) -> None:
         """on_shutdown: close every local connection so aiohttp need not wait on websockets."""
@@ -179,6 +190,7 @@ class Chat:
 
     async def tick(self) -> None:
         """Keep names claimed and push `viewers` to local clients when a room's count changed."""
+        await self.state.check()
         rooms: dict[str, dict[str, str]] = {}
         for sid, session in self.sessions.items():
             for channel, member in session.joined.items():

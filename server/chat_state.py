@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -65,6 +65,9 @@ class ChatState(Protocol):
 
     async def address_of(self, channel: str, user_id: str) -> str | None:
         """The address hash noted for a user."""
+
+    async def check(self) -> None:
+        """Periodic upkeep: notice a lost backend and restore what it held (may do nothing)."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -172,6 +175,18 @@ class MemoryState:
         """See ChatState.address_of."""
         return self._addresses.get((channel, user_id))
 
+    def remember(self, message: MessagePayload) -> None:
+        """Keep a copy of a message another state accepted (merged in when history reloads)."""
+        self._history.setdefault(message["channel"], deque(maxlen=HISTORY_SIZE)).append(message)
+
+    def forget_shared(self) -> None:
+        """Mark history for reloading and drop names (Redis held the real ones)."""
+        self._loaded.clear()
+        self._names.clear()
+
+    async def check(self) -> None:
+        """Nothing to check in memory."""
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -267,8 +282,9 @@ ADDRESS_TTL = 24 * 3600
 class RedisState:
     """The state shared by every process through one Redis; scripts keep each check atomic."""
 
-    def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+    def __init__(self, url: str, **options: Any) -> None:
+        """options go to redis.asyncio.Redis.from_url (timeouts, retry policy)."""
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True, **options)
         self._accept = self._redis.register_script(_ACCEPT)
         self._banned = self._redis.register_script(_BANNED)
         self._ban = self._redis.register_script(_BAN)
@@ -368,6 +384,9 @@ class RedisState:
         """See ChatState.address_of."""
         value = await self._redis.get(_key(channel, "addr:" + user_id))
         return str(value) if value is not None else None
+
+    async def check(self) -> None:
+        """Nothing to check: FallbackState watches Redis for restarts."""
 
     async def close(self) -> None:
         """Close the connection pool."""
