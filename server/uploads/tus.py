@@ -343,7 +343,10 @@ async def _receive(
         await _touch(request, uid, received)
     headers = {"Upload-Offset": str(received), "Upload-Expires": _expires(request)}
     if status == 204 and received == length:
-        await uploads.accept(uid, row["channel"], row["title"])
+        try:
+            await uploads.accept(uid, row["channel"], row["title"])
+        except ApiError as err:
+            raise TusError(err.message, err.status, headers) from err
     if status != 204:
         raise TusError(message, status, headers)
     return web.Response(status=204, headers=headers)
