@@ -129,15 +129,20 @@ class Demand:
     egress_tb_month: float
     recordings_gb: float
     compress_cores_offpeak: float  # cores busy in a 5 h nightly window to keep up
+    server_process_cores: float  # the Python server's share: playlists + chat, one core each
+
+
+def server_processes(d: Demand) -> int:
+    """`onair serve` processes needed (more than one shares chat through Redis)."""
+    return max(1, math.ceil(d.server_process_cores / CPU_HEADROOM))
 
 
 def demand(units: Units, s: Scenario, offpeak_hours: float = 5.0) -> Demand:
     """The scenario's CPU, memory, egress and storage from the unit costs."""
     transcode = s.channels * units.ladder_cores[s.source][s.preset]
     playlist_rate = s.viewers / s.playlist_interval_s
-    playlists = playlist_rate * (
-        1 / units.playlist_per_server_cpu_s + 1 / units.playlist_per_nginx_cpu_s
-    )
+    playlists_server = playlist_rate / units.playlist_per_server_cpu_s
+    playlists = playlists_server + playlist_rate / units.playlist_per_nginx_cpu_s
     egress_bytes_s = s.viewers * s.viewer_kbps * 1000 / 8
     segments = egress_bytes_s / 1e6 / units.segment_mb_per_nginx_cpu_s
     chatters = s.viewers * s.chatters_share
@@ -168,6 +173,7 @@ def demand(units: Units, s: Scenario, offpeak_hours: float = 5.0) -> Demand:
         egress_tb_month=round(egress_bytes_s * live_s_month / 1e12, 2),
         recordings_gb=round(recordings, 1),
         compress_cores_offpeak=round(compress_cpu_s_day / (offpeak_hours * 3600), 2),
+        server_process_cores=round(playlists_server + chat, 3),
     )
 
 
@@ -190,6 +196,7 @@ def fit(d: Demand, plan: Plan) -> dict[str, Any]:
         "fits_cpu": cpu_use <= CPU_HEADROOM,
         "fits_ram": ram_use <= RAM_HEADROOM,
         "fits": cpu_use <= CPU_HEADROOM and ram_use <= RAM_HEADROOM,
+        "server_processes": server_processes(d),
         "block_gb": block_gb,
         "overage_tb": round(overage_tb, 2),
         "monthly_usd": round(cost, 2),
@@ -210,7 +217,9 @@ def choose(
             rows.append({"preset": preset, "demand": dataclasses.asdict(d)} | fit(d, plan))
     fitting = [r for r in rows if r["fits"]]
     best = min(fitting, key=lambda r: (r["monthly_usd"], presets.index(r["preset"])), default=None)
-    return {"viewers": scenario.viewers, "rows": rows, "best": best}
+    at_default = [r for r in fitting if r["preset"] == scenario.preset]
+    best_default = min(at_default, key=lambda r: r["monthly_usd"], default=None)
+    return {"viewers": scenario.viewers, "rows": rows, "best": best, "best_default": best_default}
 
 
 # --- reading the results --------------------------------------------------------------------
@@ -390,18 +399,20 @@ def markdown(model: dict[str, Any]) -> str:
                 f" | {r['bandwidth_usd']:,.0f} | {r['block_gb']} | {r['monthly_usd']:,.0f}"
                 f" | {mark} |"
             )
-    lines += ["", "Cheapest fit per level:", ""]
+    lines += ["", "Cheapest fit per level (any preset; at the default preset):", ""]
     for level in model["levels"]:
-        b = level["best"]
-        if b is None:
-            lines.append(f"- {level['viewers']:,} viewers: no single plan fits.")
-            continue
-        lines.append(
-            f"- {level['viewers']:,} viewers: {b['plan']} at {b['preset']},"
-            f" ${b['monthly_usd']:,.0f}/month (server ${b['server_usd']:.0f},"
-            f" bandwidth ${b['bandwidth_usd']:,.0f},"
-            f" block {b['block_gb']} GB); CPU {b['cpu_use']:.0%}, RAM {b['ram_use']:.0%}."
-        )
+        text = []
+        for b in (level["best"], level["best_default"]):
+            if b is None:
+                text.append("no single plan fits")
+                continue
+            text.append(
+                f"{b['plan']} at {b['preset']}, ${b['monthly_usd']:,.0f}/month (server"
+                f" ${b['server_usd']:.0f}, bandwidth ${b['bandwidth_usd']:,.0f}, block"
+                f" {b['block_gb']} GB; CPU {b['cpu_use']:.0%}, RAM {b['ram_use']:.0%},"
+                f" {b['server_processes']} server process(es))"
+            )
+        lines.append(f"- {level['viewers']:,} viewers: {text[0]}; at the default: {text[1]}.")
     lines += ["", f"Prices: {a['price_source']}", ""]
     return "\n".join(lines)
 
