@@ -156,7 +156,7 @@ class Supervisor:
                 else:
                     fast += 1
                 if fast >= self._opts.max_fast_failures:
-                    self._fail(fast)
+                    self._fail(fast, reason)
                     return
                 metrics.RESTARTS.labels(self.channel).inc()
                 self.state = "backoff"
@@ -169,10 +169,14 @@ class Supervisor:
         finally:
             self._finish()
 
-    def _fail(self, failures: int) -> None:
+    def _fail(self, failures: int, reason: str) -> None:
         self.state = "failed"
         metrics.FAILED.labels(self.channel).inc()
-        log.error("ffmpeg gave up channel=%s failures=%d", self.channel, failures)
+        # Say why: the last exit's reason and what ffmpeg last complained about.
+        log.error(
+            "ffmpeg gave up channel=%s failures=%d reason=%s last=%r",
+            self.channel, failures, reason, " | ".join(self._stderr_tail),
+        )  # fmt: skip
         if self._on_failed is not None:
             self._on_failed(self.channel)
 

@@ -198,3 +198,68 @@ def children(pid: int) -> list[int]:
 
 
 __all__ = ["ADMIN", "Chatter", "RedisProcess", "Served", "create_channel", "wait_until"]
+
+
+@pytest.fixture(scope="session")
+def tiny_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 s of 320x180 at 10 fps, H.264 + AAC in FLV: publishing it costs no encoding."""
+    path = tmp_path_factory.mktemp("flv") / "tiny.flv"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "32k", "-f", "flv", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+async def push_file(flv: Path, url: str) -> asyncio.subprocess.Process:
+    """Publish a file over RTMP in a loop, in real time, without re-encoding (a cheap OBS)."""
+    return await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+        "-re", "-stream_loop", "-1", "-i", str(flv), "-c", "copy", "-f", "flv", url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def end(process: asyncio.subprocess.Process, sig: int = signal.SIGINT) -> None:
+    """Stop a child and reap it (SIGKILL after 10 s)."""
+    if process.returncode is None:
+        process.send_signal(sig)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    """Status and JSON body (None when the body is not JSON)."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        try:
+            return response.status, await response.json(content_type=None)
+        except ValueError:
+            return response.status, None
+
+
+async def get_text(url: str) -> tuple[int, str]:
+    """Status and body text."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample from Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head.partition("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            return float(value)
+    return 0.0

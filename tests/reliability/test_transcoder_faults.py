@@ -1,0 +1,101 @@
+"""FFmpeg that keeps failing, and a publisher that keeps dropping: bounded, visible, recoverable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings
+from tests.conftest import ffmpeg_pids, running_nginx
+from tests.reliability.conftest import (
+    ServeProcess,
+    create_channel,
+    end,
+    get_json,
+    get_text,
+    metric,
+    push_file,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
+LADDER_TIMEOUT = 90.0
+
+
+async def playable(base: str, slug: str) -> bool:
+    """The master playlist and its first variant answer, with at least one segment."""
+    status, master = await get_text(f"{base}/hls/{slug}/master.m3u8")
+    uris = [ln for ln in master.splitlines() if ln and not ln.startswith("#")]
+    if status != 200 or not uris:
+        return False
+    status, variant = await get_text(f"{base}/hls/{slug}/{uris[0]}")
+    return status == 200 and "#EXTINF" in variant
+
+
+async def is_live(base: str, slug: str) -> bool:
+    status, body = await get_json(f"{base}/api/channels/{slug}")
+    assert status == 200, body
+    return bool(body["live"])
+
+
+def breakable_ffmpeg(folder: Path) -> tuple[Path, Path]:
+    """An `ffmpeg` setting that fails (an option ffmpeg refuses) while a flag file exists."""
+    flag = folder / "broken"
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ -e "{flag}" ]; then exec ffmpeg -onair-no-such-option "$@"; fi\n'
+        'exec ffmpeg "$@"\n'
+    )
+    script.chmod(0o755)
+    flag.touch()
+    return script, flag
+
+
+async def test_ffmpeg_crash_loop_backs_off_gives_up_and_recovers_on_next_publish(
+    settings: Settings, serve_process: ServeProcess, tiny_flv: Path, tmp_path: Path
+) -> None:
+    script, flag = breakable_ffmpeg(tmp_path)
+    settings = settings.with_changes(ffmpeg=str(script))
+    async with running_nginx(settings):
+        server = await serve_process(settings)
+        public = f"http://127.0.0.1:{settings.http_port}"
+        key = await create_channel(server.url, "crashy")
+        url = f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}"
+        publisher = await push_file(tiny_flv, url)
+
+        async def given_up() -> bool:
+            return "ffmpeg gave up channel=crashy" in server.log()
+
+        await wait_until(given_up, 60, "the supervisor to give up on the channel")
+        log = server.log()
+        restarts = re.findall(r"ffmpeg restarting channel=crashy .*delay=([\d.]+)s", log)
+        assert [float(d) for d in restarts] == [1.0, 2.0, 4.0, 8.0]  # backoff doubles
+        gave_up = next(ln for ln in log.splitlines() if "ffmpeg gave up channel=crashy" in ln)
+        assert "reason=crashed" in gave_up and "onair-no-such-option" in gave_up
+        _, metrics = await get_text(f"{server.url}/metrics")
+        assert metric(metrics, "onair_transcoder_failed_total", channel="crashy") == 1
+        assert metric(metrics, "onair_transcoder_restarts_total", channel="crashy") == 4
+        assert not ffmpeg_pids(settings.media_root / "live")
+        assert not await playable(public, "crashy")
+        assert publisher.returncode is None  # the streamer is not dropped by our failure
+
+        # The cause goes away; the streamer reconnects, as OBS does.
+        flag.unlink()
+        await end(publisher)
+
+        async def offline() -> bool:
+            return not await is_live(server.url, "crashy")
+
+        await wait_until(offline, 20, "the channel to go offline")
+        publisher = await push_file(tiny_flv, url)
+
+        async def plays() -> bool:
+            return await playable(public, "crashy")
+
+        await wait_until(plays, LADDER_TIMEOUT, "the channel to play again")
+        await end(publisher)
+        assert server.alive
