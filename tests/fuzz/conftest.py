@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+import schemathesis
 from aiohttp import web
 
 from server.app import create_app
@@ -21,6 +22,9 @@ from server.settings import Settings
 from tests.conftest import ADMIN_TOKEN, free_port, open_tempdir
 
 T = TypeVar("T")
+
+# tus PATCH bodies are raw bytes under their own media type: send them as octet-stream is sent.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 START_TIMEOUT = 60.0
 
 
