@@ -222,17 +222,27 @@ def transcoders(server_pid: int) -> list[int]:
 
 
 async def sample_transcoder(server_pid: int, until: float, out: dict[str, float]) -> None:
-    """CPU-seconds and peak RSS of the live ladder's ffmpeg while the players watch."""
-    pids = transcoders(server_pid)
-    started, cpu0 = time.monotonic(), cpu_seconds(pids)
+    """CPU-seconds and peak RSS of the live ladder's ffmpeg while the players watch.
+
+    The supervisor may restart ffmpeg (a faster preset, a shed rung): every process seen
+    counts, from the start of the window or from its own start.
+    """
+    started = time.monotonic()
+    first: dict[int, float] = {pid: cpu_seconds([pid]) for pid in transcoders(server_pid)}
+    last = dict(first)
     peak = 0
     while time.monotonic() < until:
+        pids = transcoders(server_pid)
+        for pid in pids:
+            first.setdefault(pid, 0.0)
+            last[pid] = cpu_seconds([pid])
         peak = max(peak, sum(rss_bytes(p) for p in pids))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
     wall = time.monotonic() - started
-    out["transcoder_core_s_per_s"] = round((cpu_seconds(pids) - cpu0) / wall, 3) if pids else 0
+    used = sum(last[p] - first[p] for p in last)
+    out["transcoder_core_s_per_s"] = round(used / wall, 3)
     out["transcoder_peak_rss_mib"] = round(peak / 2**20, 1)
-    out["transcoder_processes"] = len(pids)
+    out["transcoder_processes"] = len(last)
 
 
 def rung_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:

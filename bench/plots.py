@@ -27,6 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "docs" / "performance"
 BBB_LOG = re.compile(r"^\s*bbb\s+(\S+)@1\s+speed\s+([\d.]+)x cpu ([\d.]+) core-s/s", re.M)
+DECODE_LOG = re.compile(r"^\s*bbb\s+decode-only\s+speed\s+[\d.]+x cpu ([\d.]+) core-s/s", re.M)
+# Short names for the trials' scatter labels.
+ABBREVIATIONS = (
+    ("ultrafast", "uf"), ("superfast", "sf"), ("veryfast", "vf"), ("aq-mode=2", "aq"),
+    ("aq-strength=1.0", "s1"), ("rc-lookahead", "la"), ("frame-threads", "ft"),
+    ("signhide", "sh"), ("weightp", "wp"), ("limit-refs", "lr"), (":", " "),
+)  # fmt: skip
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -82,7 +89,11 @@ def ladder_points() -> tuple[list[tuple[str, float, float | None]], str, dict[st
     machine: dict[str, Any] = final[1]["machine"] if final else {}
     when = final[1]["date"] if final else ""
     for log in sorted(RESULTS.glob("transcode-*-final-bbb.log")):
-        for label, _speed, cores in BBB_LOG.findall(log.read_text()):
+        text = log.read_text()
+        decode = DECODE_LOG.search(text)
+        if decode:
+            points.append(("decode-only", float(decode.group(1)), None))
+        for label, _speed, cores in BBB_LOG.findall(text):
             name = "superfast (default)" if label == "default" else label
             points.append((name, float(cores), None))
     for path in sorted(RESULTS.glob("transcode-*-trials*.json")):
@@ -92,6 +103,8 @@ def ladder_points() -> tuple[list[tuple[str, float, float | None]], str, dict[st
                 continue
             spec = report["ladders"].get(label, {})
             name = f"{spec.get('preset', label)} {spec.get('x265_params', '')}".strip()
+            for long, short in ABBREVIATIONS:
+                name = name.replace(long, short)
             points.append((name, figures["core_s_per_s"], figures.get("mean_bd_saving")))
     return points, when, machine
 
@@ -105,6 +118,7 @@ def plot_ladders() -> Path | None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     x264 = next((c for n, c in final if n == "x264-veryfast"), None)
+    final.sort(key=lambda p: p[1])
     names = [n for n, _ in final]
     cores = [c for _, c in final]
     colors = ["0.6" if n in ("decode-only", "x264-veryfast") else "tab:blue" for n in names]
@@ -119,11 +133,11 @@ def plot_ladders() -> Path | None:
     left.set_xlim(0, max(cores) * 1.45)
     for name, c, bd in trials:
         right.scatter(c, bd * 100, color="tab:blue")
-        right.annotate(name.replace("aq-mode=2", "aq"), (c, bd * 100), fontsize=6,
-                       xytext=(3, 2), textcoords="offset points")  # fmt: skip
+        right.annotate(name, (c, bd * 100), fontsize=6, xytext=(3, 2),
+                       textcoords="offset points")  # fmt: skip
     right.set_xlabel("CPU core-seconds per second of media")
     right.set_ylabel("bits saved vs x264 veryfast at equal SSIM (BD, %)")
-    right.set_title("x265 tuning trials (5 s clips; CPU taken under load)")
+    right.set_title("x265 tuning trials, 720p (5 s; uf/sf/vf = ultra/super/veryfast)")
     right.grid(alpha=0.3)
     fig.suptitle("Live ladder cost by x265 preset")
     footer(fig, machine_line(machine, when) + " — speed factors under load; core-s/s ±15 %")
@@ -157,7 +171,7 @@ def plot_chat() -> Path | None:
     left.set_yscale("log")
     left.set_xlabel("clients in the room")
     left.set_ylabel("send → receive at every other client (ms)")
-    first = runs[0][1]
+    first = runs[0][1][1]
     left.set_title(f"{first['rate']:g} messages/s into one room")
     left.legend(fontsize=8)
     left.grid(alpha=0.3, which="both")
@@ -182,11 +196,15 @@ def plot_http() -> Path | None:
         ((read(p)["date"], p.stem, read(p)) for p in RESULTS.glob("http-*.json")),
         key=lambda r: r[0],
     )
-    runs = [r for r in runs if not r[2].get("quick")] or runs
     if not runs:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    labels = [stem.removeprefix("http-") for _, stem, _ in runs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
+    labels = [
+        stem.removeprefix("http-")
+        + (" (quick)" if r.get("quick") else "")
+        + f"\nload {r['load_before'][0]}"
+        for _, stem, r in runs
+    ]
     width = 0.27
     for i, (name, key) in enumerate(
         (("nginx static (baseline)", "playlist-nginx-static"),
@@ -205,10 +223,11 @@ def plot_http() -> Path | None:
         if key != "playlist-nginx-static":
             right.bar(xs, [v or 0 for v in per_cpu], width, label=name)
     nginx_cpu = [r["summary"]["playlist-nginx-static"].get("per_nginx_cpu_s", 0) for *_, r in runs]
-    right.bar([j + 1 * width for j in range(len(runs))], nginx_cpu, width, color="0.6",
+    right.bar([j - width for j in range(len(runs))], nginx_cpu, width, color="0.6",
               label="nginx static, per nginx CPU-s")  # fmt: skip
     right.axhline(5000, color="tab:red", ls="--", lw=1)
-    right.text(-0.4, 5100, "target 5,000/core", color="tab:red", fontsize=8)
+    right.text(len(runs) - 0.6, 5100, "target 5,000/core", color="tab:red", fontsize=8,
+               ha="right", va="bottom")  # fmt: skip
     for ax in (left, right):
         ax.set_xticks(range(len(runs)), labels, fontsize=8)
         ax.legend(fontsize=8)
