@@ -29,6 +29,9 @@ PLAYLIST_HEADERS = {
     "Access-Control-Allow-Origin": "*",
 }
 SWEEP_INTERVAL = 1.0
+# Bound once: labels() on every request costs a lookup and a lock.
+PLAYLISTS_SERVED = PLAYLIST_REQUESTS.labels("served")
+PLAYLISTS_MISSING = PLAYLIST_REQUESTS.labels("missing")
 VIEWERS_PREFIX = "onair:viewers:"
 
 
@@ -74,9 +77,9 @@ def read_playlist(request: web.Request, *parts: str) -> web.Response:
         # Small file, page cache: a plain read costs less than a thread hop.
         body = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        PLAYLIST_REQUESTS.labels("missing").inc()
+        PLAYLISTS_MISSING.inc()
         raise web.HTTPNotFound() from None
-    PLAYLIST_REQUESTS.labels("served").inc()
+    PLAYLISTS_SERVED.inc()
     secret = request.app[SETTINGS].secret_key
     request.app[VIEWERS].touch(slug, session_key(request, secret), time.monotonic())
     return web.Response(body=body, headers=PLAYLIST_HEADERS)
