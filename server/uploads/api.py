@@ -77,7 +77,7 @@ async def delete_video(request: web.Request) -> web.Response:
     if channel is None:
         raise NotFound(f"no video {vid}")
     await require_uploader(request, channel)
-    await request.app[UPLOADS].delete_video(vid)
+    await request.app[UPLOADS].queue.delete(vid)
     return web.Response(status=204)
 
 
