@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -35,11 +36,54 @@ PLAYLISTS_MISSING = PLAYLIST_REQUESTS.labels("missing")
 VIEWERS_PREFIX = "onair:viewers:"
 
 
+# A file whose mtime is this close to the moment it was read may be rewritten in place within
+# the same timestamp tick (the kernel stamps files from a clock that moves every few ms), with
+# no visible change to (inode, mtime, size): such bytes are served but not cached.
+RACY_NS = 100_000_000
+MAX_CACHED = 4096
+
+
+@dataclass
+class PlaylistCache:
+    """Playlist bytes by path, served while the file's (inode, mtime, size) is unchanged.
+
+    One stat instead of open/read/close. The transcoder replaces playlists by rename (a new
+    inode); an in-place rewrite changes mtime or size, and the racy rule above covers a
+    rewrite within one timestamp tick, so a cached answer is never older than a fresh read.
+    """
+
+    root: str
+    entries: dict[str, tuple[tuple[int, int, int], bytes]] = field(default_factory=dict)
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes; FileNotFoundError/NotADirectoryError when it is not there."""
+        st = os.stat(path)
+        entry = self.entries.get(path)
+        if entry is not None and entry[0] == (st.st_ino, st.st_mtime_ns, st.st_size):
+            return entry[1]
+        return self.fill(path)
+
+    def fill(self, path: str) -> bytes:
+        """Read the file and remember it under the identity of what was read."""
+        started = time.time_ns()
+        with open(path, "rb", buffering=0) as file:
+            st = os.fstat(file.fileno())  # the inode read from, whatever the path names now
+            body = file.readall()
+        if st.st_mtime_ns < started - RACY_NS:
+            if len(self.entries) >= MAX_CACHED:
+                self.entries.clear()
+            self.entries[path] = ((st.st_ino, st.st_mtime_ns, st.st_size), body)
+        else:
+            self.entries.pop(path, None)
+        return body
+
+
 @dataclass
 class ViewerSessions:
-    """Last playlist fetch per (channel, session key), in this process."""
+    """Last playlist fetch per (channel, session key), in this process; the playlist cache."""
 
     ttl: float
+    playlists: PlaylistCache
     seen: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def touch(self, slug: str, session: str, now: float) -> None:
@@ -72,16 +116,18 @@ def read_playlist(request: web.Request, *parts: str) -> web.Response:
     slug = request.match_info["slug"]
     if not valid_slug(slug):
         raise web.HTTPNotFound()
-    path = request.app[SETTINGS].media_root.joinpath("live", slug, *parts)
+    sessions = request.app[VIEWERS]
+    # slug and parts are checked against their patterns: a plain join cannot leave the root.
+    path = "/".join((sessions.playlists.root, slug, *parts))
     try:
-        # Small file, page cache: a plain read costs less than a thread hop.
-        body = path.read_bytes()
+        # Small file, page cache: a stat (or a plain read) costs less than a thread hop.
+        body = sessions.playlists.read(path)
     except (FileNotFoundError, NotADirectoryError):
         PLAYLISTS_MISSING.inc()
         raise web.HTTPNotFound() from None
     PLAYLISTS_SERVED.inc()
     secret = request.app[SETTINGS].secret_key
-    request.app[VIEWERS].touch(slug, session_key(request, secret), time.monotonic())
+    sessions.touch(slug, session_key(request, secret), time.monotonic())
     return web.Response(body=body, headers=PLAYLIST_HEADERS)
 
 
@@ -125,7 +171,9 @@ async def shared_counts(
 
 async def viewer_sessions(app: web.Application) -> AsyncIterator[None]:
     """Keep per-channel viewer counts fresh (shared through Redis when it is configured)."""
-    sessions = app[VIEWERS] = ViewerSessions(ttl=app[SETTINGS].viewer_session_seconds)
+    settings = app[SETTINGS]
+    playlists = PlaylistCache(str(settings.media_root / "live"))
+    sessions = app[VIEWERS] = ViewerSessions(settings.viewer_session_seconds, playlists)
 
     async def sweep_forever() -> None:
         while True:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,60 @@ async def test_viewer_counts_are_shared_through_redis(
 
     await counts_agree(3)
     await counts_agree(0)
+
+
+def set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+async def fetch_media(client: TestClient) -> str:
+    response = await client.get("/hls/show/360p/index.m3u8")
+    assert response.status == 200
+    return await response.text()
+
+
+async def test_a_playlist_replaced_by_rename_is_served_fresh(
+    client: TestClient, media_dir: Path
+) -> None:
+    write_stream(media_dir, "show")
+    playlist = media_dir / "live" / "show" / "360p" / "index.m3u8"
+    hour_ago = time.time_ns() - 3600 * 10**9
+    set_mtime(playlist, hour_ago)  # old enough to be cached
+    assert await fetch_media(client) == MEDIA
+    assert await fetch_media(client) == MEDIA
+    for n in range(2, 5):
+        # As the transcoder writes: a temporary file renamed over the playlist. Even with the
+        # same size and mtime as before, the new inode tells the server it is new content.
+        fresh = MEDIA.replace("seg_1", f"seg_{n}")
+        temporary = playlist.with_suffix(".tmp")
+        temporary.write_text(fresh)
+        set_mtime(temporary, hour_ago)
+        temporary.rename(playlist)
+        assert await fetch_media(client) == fresh
+
+
+async def test_a_playlist_rewritten_in_place_is_served_fresh(
+    client: TestClient, media_dir: Path
+) -> None:
+    write_stream(media_dir, "show")
+    playlist = media_dir / "live" / "show" / "360p" / "index.m3u8"
+    set_mtime(playlist, time.time_ns() - 3600 * 10**9)
+    assert await fetch_media(client) == MEDIA
+    # Same size, same inode, written now: the new mtime tells.
+    playlist.write_text(MEDIA.replace("seg_1", "seg_2"))
+    assert await fetch_media(client) == MEDIA.replace("seg_1", "seg_2")
+    # Rewritten again within one timestamp tick (same mtime, same size, same inode): a file
+    # this recent is never trusted from the cache.
+    stamp = playlist.stat().st_mtime_ns
+    playlist.write_text(MEDIA.replace("seg_1", "seg_3"))
+    set_mtime(playlist, stamp)
+    assert await fetch_media(client) == MEDIA.replace("seg_1", "seg_3")
+
+
+async def test_a_removed_playlist_is_404(client: TestClient, media_dir: Path) -> None:
+    write_stream(media_dir, "show")
+    playlist = media_dir / "live" / "show" / "360p" / "index.m3u8"
+    set_mtime(playlist, time.time_ns() - 3600 * 10**9)
+    assert await fetch_media(client) == MEDIA
+    playlist.unlink()
+    assert (await client.get("/hls/show/360p/index.m3u8")).status == 404
