@@ -61,6 +61,9 @@ def test_demand_adds_up_each_part() -> None:
     assert d.recordings_gb == pytest.approx(106.7)
     # 100/30 h a day at 0.5 media-s per CPU-s, spread over a 5 h window
     assert d.compress_cores_offpeak == pytest.approx(1.33)
+    # the Python process: its share of the playlists (0.5) and all of chat (0.26)
+    assert d.server_process_cores == pytest.approx(0.76)
+    assert capacity.server_processes(d) == 2  # 0.76 cores > 70 % of one core
 
 
 def test_fit_prices_server_storage_and_egress_overage() -> None:
