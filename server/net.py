@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1024)
+def is_loopback(peer: str) -> bool:
+    """True for a loopback address; remembered, as every playlist request asks (~4 us each)."""
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
 
 
 def client_address(peer: str | None, forwarded_for: str) -> str:
@@ -11,11 +21,7 @@ def client_address(peer: str | None, forwarded_for: str) -> str:
     Only the right-most entry is trusted: a client can put anything in front of it.
     """
     peer = peer or "0.0.0.0"
-    try:
-        loopback = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback and forwarded_for:
+    if forwarded_for and is_loopback(peer):
         last = forwarded_for.split(",")[-1].strip()
         if last:
             return last

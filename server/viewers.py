@@ -84,6 +84,7 @@ class ViewerSessions:
 
     ttl: float
     playlists: PlaylistCache
+    hasher: hashlib.blake2b  # keyed_hasher(secret_key)
     seen: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def touch(self, slug: str, session: str, now: float) -> None:
@@ -104,11 +105,18 @@ class ViewerSessions:
         return counts
 
 
-def session_key(request: web.Request, secret: str) -> str:
+def keyed_hasher(secret: str) -> hashlib.blake2b:
+    """A blake2b keyed with the server's secret; each session key hashes a copy of it."""
+    return hashlib.blake2b(key=secret.encode()[:64], digest_size=12)
+
+
+def session_key(request: web.Request, hasher: hashlib.blake2b) -> str:
     """Who is watching, without keeping who: a keyed hash of address and user agent."""
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
-    material = f"{address}\n{request.headers.get('User-Agent', '')}".encode()
-    return hashlib.blake2b(material, key=secret.encode()[:64], digest_size=12).hexdigest()
+    headers = request.headers
+    address = client_address(request.remote, headers.get("X-Forwarded-For", ""))
+    hasher = hasher.copy()  # copying skips hashing the key block again
+    hasher.update(f"{address}\n{headers.get('User-Agent', '')}".encode())
+    return hasher.hexdigest()
 
 
 def read_playlist(request: web.Request, *parts: str) -> web.Response:
@@ -126,8 +134,7 @@ def read_playlist(request: web.Request, *parts: str) -> web.Response:
         PLAYLISTS_MISSING.inc()
         raise web.HTTPNotFound() from None
     PLAYLISTS_SERVED.inc()
-    secret = request.app[SETTINGS].secret_key
-    sessions.touch(slug, session_key(request, secret), time.monotonic())
+    sessions.touch(slug, session_key(request, sessions.hasher), time.monotonic())
     return web.Response(body=body, headers=PLAYLIST_HEADERS)
 
 
@@ -173,7 +180,8 @@ async def viewer_sessions(app: web.Application) -> AsyncIterator[None]:
     """Keep per-channel viewer counts fresh (shared through Redis when it is configured)."""
     settings = app[SETTINGS]
     playlists = PlaylistCache(str(settings.media_root / "live"))
-    sessions = app[VIEWERS] = ViewerSessions(settings.viewer_session_seconds, playlists)
+    hasher = keyed_hasher(settings.secret_key)
+    sessions = app[VIEWERS] = ViewerSessions(settings.viewer_session_seconds, playlists, hasher)
 
     async def sweep_forever() -> None:
         while True:
