@@ -1,5 +1,5 @@
 // The watch page: hls.js player with a quality menu, live/offline state, viewer count,
-// Socket.IO chat (name, messages as text only, moderation) and the past broadcasts list.
+// Socket.IO chat (name, messages as text only, moderation), past broadcasts and uploaded videos.
 // Configuration comes from data- attributes on <main id="watch">; the CSP allows no inline script.
 (function () {
   "use strict";
@@ -281,6 +281,81 @@
     })
     .then(showRecordings)
     .catch(function () {});
+
+  // ---------------------------------------------------------------- uploaded videos
+
+  const VIDEO_POLL_MS = 5000; // while a video transcodes, its progress is fetched this often
+  let videoTimer = null;
+
+  function playVod(src, poster) {
+    replaying = true;
+    retryDelay = 1000;
+    if (poster) video.poster = poster;
+    else video.removeAttribute("poster");
+    playerBox.classList.remove("is-offline");
+    setLive(live);
+    startPlayer(src);
+    video.focus();
+  }
+
+  function showVideos(videos) {
+    if (videoTimer !== null) {
+      clearTimeout(videoTimer);
+      videoTimer = null;
+    }
+    if (!Array.isArray(videos)) return;
+    const items = [];
+    let working = false;
+    videos.forEach(function (v) {
+      if (!v || typeof v !== "object" || v.state === "failed" || v.state === "deleted") return;
+      const li = document.createElement("li");
+      const title = document.createElement("span");
+      title.className = "video-title";
+      title.textContent = typeof v.title === "string" ? v.title : "Video";
+      const meta = document.createElement("span");
+      meta.className = "past-meta";
+      const hlsUrl = safeUrl(v.hls_url);
+      if (v.state === "ready" && hlsUrl) {
+        meta.textContent = duration(v.duration_s);
+        li.append(title, " ", meta, " ");
+        const play = document.createElement("button");
+        play.type = "button";
+        play.className = "link-button";
+        play.textContent = "Play";
+        play.setAttribute("aria-label", "Play " + title.textContent);
+        play.addEventListener("click", function () {
+          playVod(hlsUrl, safeUrl(v.poster_url));
+        });
+        li.append(play);
+      } else {
+        working = true;
+        const pct = Math.round(Math.max(0, Math.min(1, Number(v.progress) || 0)) * 100);
+        meta.textContent = v.state === "queued" ? "waiting to be processed" : "processing " + pct + " %";
+        const bar = document.createElement("progress");
+        bar.max = 100;
+        bar.value = pct;
+        bar.setAttribute("aria-label", "Processing " + title.textContent);
+        li.append(title, " ", meta, " ", bar);
+      }
+      items.push(li);
+    });
+    const section = document.getElementById("videos");
+    const list = document.getElementById("videos-list");
+    list.replaceChildren.apply(list, items);
+    section.hidden = items.length === 0;
+    if (working) videoTimer = setTimeout(loadVideos, VIDEO_POLL_MS);
+  }
+
+  function loadVideos() {
+    fetch("/api/channels/" + encodeURIComponent(slug) + "/videos", { credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(showVideos)
+      .catch(function () {});
+  }
+
+  loadVideos();
 
   // ---------------------------------------------------------------- chat
 
