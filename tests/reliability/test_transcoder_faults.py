@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ from server.settings import Settings
 from tests.conftest import ffmpeg_pids, running_nginx
 from tests.reliability.conftest import (
     ServeProcess,
+    children,
     create_channel,
     end,
     get_json,
     get_text,
     metric,
+    open_fds,
     push_file,
     wait_until,
 )
@@ -99,3 +102,69 @@ async def test_ffmpeg_crash_loop_backs_off_gives_up_and_recovers_on_next_publish
         await wait_until(plays, LADDER_TIMEOUT, "the channel to play again")
         await end(publisher)
         assert server.alive
+
+
+FLAPS = 50
+
+
+async def test_publisher_flapping_50_times_leaves_no_process_or_fd_behind(
+    settings: Settings, serve_process: ServeProcess, tiny_flv: Path
+) -> None:
+    async with running_nginx(settings) as prefix:
+        server = await serve_process(settings)
+        nginx_pid = int((prefix / "nginx.pid").read_text())
+        public = f"http://127.0.0.1:{settings.http_port}"
+        key = await create_channel(server.url, "flappy")
+        url = f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}"
+
+        async def live() -> bool:
+            return await is_live(server.url, "flappy")
+
+        async def offline() -> bool:
+            return not await is_live(server.url, "flappy") and not await transcoding()
+
+        async def transcoding() -> bool:
+            return bool(ffmpeg_pids(settings.media_root / "live"))
+
+        async def quiet() -> bool:
+            # Recorders finish and recordings compress in the background; then nothing runs.
+            return not children(server.process.pid)
+
+        baseline: dict[str, int] = {}
+        for flap in range(FLAPS):
+            publisher = await push_file(tiny_flv, url)
+            await wait_until(live, 20, f"flap {flap} to go live", interval=0.05)
+            if flap == FLAPS // 2:
+                # Now and then the drop comes after the ladder started, mid-transcode.
+                await wait_until(transcoding, 30, f"flap {flap} to start FFmpeg", interval=0.1)
+            await get_text(f"{public}/hls/flappy/master.m3u8")  # a viewer looks in
+            # Half leave cleanly, half vanish as a dropped connection does.
+            await end(publisher, signal.SIGINT if flap % 2 else signal.SIGKILL)
+            await wait_until(offline, 20, f"flap {flap} to end", interval=0.05)
+            if flap == 0:
+                await wait_until(quiet, 60, "the first flap's children to finish")
+                baseline = {"server": open_fds(server.process.pid), "nginx": nginx_fds(nginx_pid)}
+
+        assert not ffmpeg_pids(settings.media_root / "live")
+        await wait_until(quiet, 60, "every child of the server to finish")
+        # A few descriptors of slack: pools and caches may open one or two more on first use.
+        assert open_fds(server.process.pid) <= baseline["server"] + 4, baseline
+        assert nginx_fds(nginx_pid) <= baseline["nginx"] + 4, baseline
+
+        # And the channel can still go live and play.
+        publisher = await push_file(tiny_flv, url)
+
+        async def plays() -> bool:
+            return await playable(public, "flappy")
+
+        await wait_until(plays, LADDER_TIMEOUT, "the channel to play after the flapping")
+        await end(publisher)
+        await wait_until(offline, 20, "the channel to go offline at the end")
+        log = server.log()
+        assert not [ln for ln in log.splitlines() if "logger=onair" in ln and "Traceback" in ln]
+        assert server.alive
+
+
+def nginx_fds(master: int) -> int:
+    """Descriptors held by nginx's master and its workers together."""
+    return open_fds(master) + sum(open_fds(pid) for pid in children(master))
