@@ -7,7 +7,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +15,8 @@ from aiohttp import web
 
 from server import channels
 from server.errors import ApiError, Conflict
-from server.keys import DB, SETTINGS, UPLOADS
+from server.events import StreamEvent
+from server.keys import DB, EVENTS, SETTINGS, UPLOADS
 from server.settings import Settings
 from server.uploads import metrics
 from server.uploads.jobs import VodQueue
@@ -57,6 +58,7 @@ class Uploads:
         self.create_lock = asyncio.Lock()  # space check + insert, so two creations never overbook
         self.queue = VodQueue(app, self)
         self._loops: list[asyncio.Task[None]] = []
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -226,14 +228,21 @@ class Uploads:
         if killed:
             log.warning("video orphans reaped pids=%s", ",".join(map(str, killed)))
         await self.db.execute("UPDATE videos SET state = 'queued' WHERE state = 'transcoding'")
+        self._unsubscribe = self.app[EVENTS].subscribe(self._on_stream)
         self._loops = [
             asyncio.create_task(self.queue.loop(), name="uploads-vod"),
             asyncio.create_task(self.housekeeping_loop(), name="uploads-housekeeping"),
         ]
         self.queue.wake.set()
 
+    async def _on_stream(self, event: StreamEvent) -> None:
+        """A channel went offline: queued videos may be able to start now."""
+        if not event.live:
+            self.queue.wake.set()
+
     async def close(self) -> None:
         """Stop the loops; a job cut short goes back to the queue for the next start."""
+        self._unsubscribe()
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)

@@ -12,7 +12,7 @@ from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.uploader import Uploader
 
-from tests.conftest import LiveStack, wait_until
+from tests.conftest import ADMIN_TOKEN, LiveStack, wait_until
 from tests.recordings.conftest import decodes
 from tests.uploads.conftest import CuttingProxy, make_channel
 
@@ -107,3 +107,55 @@ async def test_cut_upload_resumes_and_becomes_a_playable_ladder(
     ):
         (upload,) = await response.json()
     assert upload["state"] == "done" and upload["video_id"] == video["id"]
+
+
+async def test_videos_wait_while_a_channel_is_live(
+    live_stack: LiveStack,
+    clip: Path,
+    publish,  # type: ignore[no-untyped-def]
+) -> None:
+    """The VOD queue follows compression's rule: nothing starts while live needs the CPU."""
+    from server.keys import LIVE, UPLOADS
+
+    channel = await make_channel(live_stack.http, "busy")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{live_stack.http}/api/channels", json={"slug": "onair"}, headers=admin_headers()
+        ) as response,
+    ):
+        key = (await response.json())["stream_key"]
+    publisher = await publish(live_stack.rtmp(key), size="320x180")
+    app = live_stack.app
+
+    async def live() -> bool:
+        return "onair" in app[LIVE].started
+
+    await wait_until(live, 30, "the channel to go live")
+
+    def upload() -> None:
+        client = TusClient(f"{live_stack.http}/api/channels/busy/uploads", headers=channel.auth)
+        with clip.open("rb") as stream:
+            client.uploader(file_stream=stream, chunk_size=CHUNK).upload()
+
+    await asyncio.to_thread(upload)
+    queue = app[UPLOADS].queue
+
+    async def looked() -> bool:  # the queue woke for the new video and went back to sleep
+        return not queue.wake.is_set()
+
+    await wait_until(looked, 10, "the VOD queue to look at the new video")
+    (video,) = await get_json(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
+    assert (video["state"], video["progress"]) == ("queued", 0)
+
+    await publisher.stop()
+
+    async def ready() -> bool:
+        (video,) = await get_json(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
+        return bool(video["state"] == "ready")
+
+    await wait_until(ready, 90, "the video to transcode once the channel is offline")
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
