@@ -284,7 +284,10 @@ def load_units(results: Path) -> Units:
     via = http["summary"]["playlist-via-nginx"]
     segment = next(x for x in http["loads"] if x["name"] == "segment-1mb-nginx")
 
-    chat_path = newest(p for p in results.glob("chat-*.json") if "redis" not in p.name)
+    # The default run: one process at the default rate (not --redis, not a --rate variant).
+    chat_path = newest(
+        p for p in results.glob("chat-*.json") if "redis" not in p.name and "rate" not in p.name
+    )
     assert chat_path, "no chat-*.json: run bench/chat.py"
     chat = json.loads(chat_path.read_text())
     sources["chat"] = chat_path.name

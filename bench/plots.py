@@ -153,15 +153,17 @@ def plot_chat() -> Path | None:
     runs = [
         (label, found)
         for label, found in (
-            ("1 process", newest("chat-*.json", exclude="redis")),
+            ("1 process", newest("chat-*-quick.json", exclude="-r")),
             ("2 processes + Redis", newest("chat-*redis*.json")),
+            ("1 process, 1 msg/s", newest("chat-*rate1*.json")),
         )
         if found
     ]
     if not runs:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    for (label, (_path, report)), color in zip(runs, ("tab:blue", "tab:orange"), strict=False):
+    colors = ("tab:blue", "tab:orange", "tab:green")
+    for (label, (_path, report)), color in zip(runs, colors, strict=False):
         rows = [r for r in report["rows"] if r["p50_ms"] is not None]
         n = [r["clients"] for r in rows]
         left.plot(n, [r["p50_ms"] for r in rows], "o-", color=color, label=f"{label} p50")
@@ -172,7 +174,7 @@ def plot_chat() -> Path | None:
     left.set_xlabel("clients in the room")
     left.set_ylabel("send → receive at every other client (ms)")
     first = runs[0][1][1]
-    left.set_title(f"{first['rate']:g} messages/s into one room")
+    left.set_title(f"{first['rate']:g} messages/s into one room (unless marked)")
     left.legend(fontsize=8)
     left.grid(alpha=0.3, which="both")
     right.set_xscale("log")
@@ -324,8 +326,11 @@ def plot_capacity() -> Path | None:
     for i, lv in enumerate(levels):
         if lv["best"]:
             right.text(i, server[i] + block[i] + bandwidth[i],
-                       f"{lv['best']['plan']}\n${lv['best']['monthly_usd']:,.0f}",
+                       f"{lv['best']['plan']} ({lv['best']['preset']})"
+                       f"\n${lv['best']['monthly_usd']:,.0f}",
                        ha="center", va="bottom", fontsize=8)  # fmt: skip
+    tops = [s + b + w for s, b, w in zip(server, block, bandwidth, strict=True)]
+    right.set_ylim(0, max(tops) * 1.2)
     hours = model["assumptions"]["scenario"]["live_hours_per_day"]
     right.set_title(f"Monthly cost (live {hours:g} h/day, every viewer on 720p)")
     right.set_ylabel("USD per month")
