@@ -357,6 +357,41 @@ def build(units: Units, levels: Sequence[int] = LEVELS) -> dict[str, Any]:
     }
 
 
+def compact_table(model: dict[str, Any]) -> list[str]:
+    """One row per level: CPU use on each plan at the default / fastest preset, and the bill."""
+    plans = model["plans"]
+    head = "| viewers | cores needed (superfast / ultrafast) | " + " | ".join(
+        f"{p['vcpu']} vCPU / {p['ram_gb']:g} GB, ${p['price_usd']:.0f}" for p in plans
+    )
+    lines = [
+        head + " | egress | cheapest fit, $/month all in |",
+        "|---" * (len(plans) + 4) + "|",
+    ]
+    for level in model["levels"]:
+        rows = {(r["plan"], r["preset"]): r for r in level["rows"]}
+        presets = sorted({r["preset"] for r in level["rows"]}, key=PRESETS.index)
+        cores = " / ".join(
+            f"{next(r for r in level['rows'] if r['preset'] == p)['demand']['cores_total']:.2f}"
+            for p in presets
+        )
+        cells = []
+        for plan in plans:
+            uses = [rows[(plan["name"], p)] for p in presets]
+            text = " / ".join(f"{r['cpu_use']:.0%}" for r in uses)
+            cells.append(text + (" ✓" if any(r["fits"] for r in uses) else " ✗"))
+        d = level["rows"][0]["demand"]
+        best = level["best"]
+        fit_text = (
+            f"{best['plan']} ({best['preset']}): ${best['monthly_usd']:,.0f}" if best else "none"
+        )
+        lines.append(
+            f"| {level['viewers']:,} | {cores} | "
+            + " | ".join(cells)
+            + f" | {d['egress_gbit_s']:.2f} Gbit/s, {d['egress_tb_month']:.0f} TB | {fit_text} |"
+        )
+    return lines
+
+
 def markdown(model: dict[str, Any]) -> str:
     """The capacity table: per level and plan, CPU/RAM use and the month's cost."""
     u, a = model["units"], model["assumptions"]
@@ -382,6 +417,13 @@ def markdown(model: dict[str, Any]) -> str:
         f" {u['chat_rss_mib_per_1k']} MiB per 1,000 clients; ladder ffmpeg"
         f" {u['transcoder_rss_mib']} MiB; recordings {u['gb_per_hour_original']} GB/h"
         f" ({u['gb_per_hour_compressed']} GB/h after H.265).",
+        "",
+        "CPU use of each plan at superfast / ultrafast (✓: fits within the headroom at one"
+        " of them):",
+        "",
+        *compact_table(model),
+        "",
+        "Every plan and preset:",
         "",
         "| viewers | plan | $/month (server) | preset | cores needed (transcode + playlists"
         " + segments + chat) | CPU use | RAM use | egress Gbit/s | TB/month | bandwidth $"
