@@ -44,6 +44,7 @@ TOUCH_EVERY_S = 5.0  # a long PATCH refreshes `received` and keeps expiry away t
 LOCK_WAIT_S = 10.0  # a retried PATCH waits this long for the dropped one to let go
 MAX_TITLE = 200
 MAX_METADATA = 4096
+IOV_MAX = 1024  # Linux's limit on buffers per writev
 
 TusHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -228,15 +229,22 @@ async def _size(path: os.PathLike[str]) -> int:
         return 0
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """writev the parts as they came off the socket: no copy into one buffer first."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        done = os.writev(fd, views[:IOV_MAX])
+        while done:
+            if done >= len(views[0]):
+                done -= len(views.pop(0))
+            else:
+                views[0] = views[0][done:]
+                done = 0
 
 
-async def _write(fd: int, data: bytes) -> None:
+async def _write(fd: int, parts: list[bytes]) -> None:
     """Write in a thread; if we are cancelled, the write still finishes before we go on."""
-    task = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, data))
+    task = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, parts))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -302,7 +310,8 @@ async def _receive(
                 409,
                 {"Upload-Offset": str(have)},
             )
-        buffer = bytearray()
+        parts: list[bytes] = []  # received, not yet on disk (at most FLUSH_BYTES and a chunk)
+        pending = 0
         written = have
         last_touch = loop.time()
         try:
@@ -310,18 +319,20 @@ async def _receive(
                 chunk = await request.content.readany()
                 if not chunk:
                     break
-                room = length - written - len(buffer)
+                room = length - written - pending
                 if len(chunk) > room:
-                    buffer += chunk[:room]
+                    parts.append(chunk[:room])
+                    pending += room
                     status, message = 413, f"the body goes past Upload-Length {length}"
                     break
-                buffer += chunk
-                if len(buffer) >= FLUSH_BYTES:
-                    data = bytes(buffer)
-                    buffer.clear()
-                    await _write(fd, data)
-                    written += len(data)
-                    metrics.UPLOAD_BYTES.inc(len(data))
+                parts.append(chunk)
+                pending += len(chunk)
+                if pending >= FLUSH_BYTES:
+                    batch, parts, size = parts, [], pending
+                    pending = 0
+                    await _write(fd, batch)
+                    written += size
+                    metrics.UPLOAD_BYTES.inc(size)
                     if loop.time() - last_touch >= TOUCH_EVERY_S:
                         last_touch = loop.time()
                         await _touch(request, uid, written)
@@ -329,9 +340,9 @@ async def _receive(
             # The connection dropped: keep every byte that arrived, the client resumes from it.
             status, message = 400, f"the body ended early ({type(err).__name__})"
         finally:
-            if buffer:
-                await _write(fd, bytes(buffer))
-                metrics.UPLOAD_BYTES.inc(len(buffer))
+            if parts:
+                await _write(fd, parts)
+                metrics.UPLOAD_BYTES.inc(pending)
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
