@@ -277,8 +277,13 @@ def plot_latency() -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     first = runs[-1][1]
-    footer(fig, machine_line(first["machine"], first["date"], first["load_before"]))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    text = machine_line(first["machine"], first["date"])
+    for size, report in runs:
+        cores = report.get("transcoder_core_s_per_s")
+        text += f"\n{size} source: run {report['date'][:16]}, load {report['load_before'][0]}"
+        text += f" → {report['load_after'][0]}; the ladder's ffmpeg used {cores} cores"
+    footer(fig, text)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return save(fig, "latency")
 
 
