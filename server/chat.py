@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import engineio.packet
 import socketio
 from aiohttp import web
 
@@ -73,6 +74,21 @@ class Session:
     joined: dict[str, Member] = field(default_factory=dict)
 
 
+class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
+    """AsyncServer that refuses client events named like its own lifecycle events.
+
+    python-socketio dispatches a client's `42["connect", {...}]` to the connect handler
+    with the client's JSON as `environ`: a forged address (out of an address ban and the
+    per-address rate limit) and a fresh session. `disconnect` likewise drops a live one.
+    """
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if isinstance(data, list) and data and data[0] in self.reserved_events:
+            log.info("chat refused a client event named %r", data[0])
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 class Chat:
     """The Socket.IO server and chat's live pieces, owned by one aiohttp app."""
 
@@ -87,7 +103,7 @@ class Chat:
             else None
         )
         origins = settings.cors_origins
-        self.sio = socketio.AsyncServer(
+        self.sio = ChatServer(
             async_mode="aiohttp",
             client_manager=manager,
             # None: same origin only (engine.io honours X-Forwarded-Proto/Host from nginx).
@@ -124,7 +140,12 @@ class Chat:
         self.writer: MessageWriter | None = None
 
     def _track_websockets(self) -> None:
-        """Give this server (only) a websocket class that remembers its instances."""
+        """Give this server (only) a websocket class that remembers its instances.
+
+        It also ends the connection on a frame that is not an Engine.IO packet: engine.io
+        would raise out of its handler (a traceback per frame) and leave the session,
+        its writer task and the connected-clients gauge behind until the ping timeout.
+        """
         drivers = dict(self.sio.eio._async)
         base, tracked = drivers["websocket"], self.websockets
 
@@ -132,6 +153,15 @@ class Chat:
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
                 tracked.add(self)
+
+            async def wait(self) -> Any:
+                frame = await super().wait()
+                try:
+                    engineio.packet.Packet(encoded_packet=frame)
+                except Exception:
+                    log.info("chat websocket closed: frame is not an Engine.IO packet")
+                    return None  # engine.io's "closed by the client": a clean disconnect
+                return frame
 
         drivers["websocket"] = TrackedWebSocket
         self.sio.eio._async = drivers
