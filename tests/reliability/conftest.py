@@ -23,6 +23,7 @@ from server.settings import Settings
 from server.stack import server_environ
 from tests.chat.conftest import Chatter, connect  # noqa: F401  (fixture re-exported)
 from tests.conftest import ADMIN_TOKEN, answers_200, free_port, open_tempdir, wait_until
+from tests.fuzz.conftest import fuzz_server  # noqa: F401  (fixture re-exported)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
