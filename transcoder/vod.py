@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 from dataclasses import dataclass
@@ -179,5 +180,7 @@ def folder_bytes(directory: Path) -> int:
 
 
 def remove(directory: Path) -> None:
-    """Delete a folder and everything in it; nothing if it is gone already."""
+    """Delete a video's folder, and its channel's folder once that is empty."""
     shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty (other videos), or gone already
+        directory.parent.rmdir()

@@ -166,7 +166,33 @@ class Uploads:
         metrics.UPLOADS.labels("terminated").inc()
         log.info("upload terminated upload=%s", uid)
 
-    # -- expiry ----------------------------------------------------------------------------
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def finish_stranded(self) -> list[str]:
+        """Uploads whose every byte is on disk but that were never checked (the server died
+        between the last write and ffprobe, so the client's last PATCH got no answer)."""
+        rows = await self.db.fetch(
+            "SELECT id, channel, title, length FROM uploads WHERE state = 'receiving'"
+        )
+        finished = []
+        for row in rows:
+            uid = row["id"]
+            lock = self.lock(uid)
+            if lock.locked():
+                continue  # a PATCH is writing (or accepting) it right now
+            async with lock:
+                try:
+                    size = (await asyncio.to_thread(self.data_path(uid).stat)).st_size
+                except FileNotFoundError:
+                    size = -1
+                if size == row["length"]:
+                    log.warning("upload complete but never checked upload=%s", uid)
+                    with contextlib.suppress(ApiError):  # refused: accept() deleted the bytes
+                        await self.accept(uid, row["channel"], row["title"])
+                    finished.append(uid)
+            if not lock.locked():
+                self.locks.pop(uid, None)
+        return finished
 
     async def expire(self) -> list[str]:
         """Incomplete uploads idle past upload_expiry_s: marked expired, bytes deleted."""
@@ -207,6 +233,7 @@ class Uploads:
         interval = min(60.0, max(0.5, self.settings.upload_expiry_s / 4))
         while True:
             try:
+                await self.finish_stranded()
                 await self.expire()
                 queued = await self.db.fetchval(
                     "SELECT count(*) FROM videos WHERE state IN ('queued', 'transcoding')"

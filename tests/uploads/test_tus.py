@@ -247,3 +247,44 @@ async def test_no_room_is_refused(
     assert response.status == 507
     response = await client.get("/api/channels/full/uploads", headers=auth)
     assert len(await response.json()) == 1
+
+
+@pytest.mark.media
+async def test_complete_upload_left_unchecked_by_a_crash_is_finished(
+    client: TestClient, admin: dict[str, str], settings: Settings, clip: Path
+) -> None:
+    """Every byte on disk, no answer to the last PATCH (the server died): housekeeping checks
+    the file and queues the video, so the uploader's work is not lost to expiry."""
+    auth = await channel_with_token(client, admin, "crash")
+    data = await asyncio.to_thread(clip.read_bytes)
+    url = await create(client, "crash", auth, len(data))
+    uid = url.rsplit("/", 1)[1]
+    # What the dead server left: the whole file written, the row still receiving.
+    await asyncio.to_thread((settings.media_root / "uploads" / uid / "data").write_bytes, data)
+
+    async def queued() -> bool:
+        response = await client.get("/api/channels/crash/videos")
+        return len(await response.json()) == 1
+
+    await wait_until(queued, 20, "the stranded upload to become a video")
+    response = await client.head(url, headers=auth)
+    assert (response.status, response.headers["Upload-Offset"]) == (200, str(len(data)))
+    (video,) = await (await client.get("/api/channels/crash/videos")).json()
+    assert (await client.delete(f"/api/videos/{video['id']}", headers=auth)).status == 204
+    assert leftovers(settings) == []
+
+
+async def test_video_files_are_never_a_path(client: TestClient, admin: dict[str, str]) -> None:
+    await channel_with_token(client, admin, "files")
+    for path in (
+        "/videos/files/0190a1b2c3d4e5f6a7b8/master.m3u8",  # no such video
+        "/videos/files/0190a1b2c3d4e5f6a7b8/..%2f..%2fcanary.txt",
+        "/videos/files/..%2f..%2f/master.m3u8",
+        "/videos/files/0190a1b2c3d4e5f6a7b8/h264/..%2findex.m3u8",
+        "/videos/FILES/0190a1b2c3d4e5f6a7b8/poster.jpg",
+    ):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert "error" in await response.json()
+    assert (await client.delete("/api/videos/0190a1b2c3d4e5f6a7b8", headers=admin)).status == 404
+    assert (await client.delete("/api/videos/nope", headers=admin)).status == 404
