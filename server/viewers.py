@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from multidict import CIMultiDict
 
 from server.channels import valid_slug
 from server.keys import LIVE, REDIS, SETTINGS, VIEWERS
@@ -23,12 +24,15 @@ log = logging.getLogger("onair.viewers")
 routes = web.RouteTableDef()
 
 RENDITION = re.compile(r"^[a-z0-9]{1,16}$")
-PLAYLIST_HEADERS = {
-    "Content-Type": "application/vnd.apple.mpegurl",
-    # A live playlist changes every segment: never cache it anywhere.
-    "Cache-Control": "no-cache, no-store",
-    "Access-Control-Allow-Origin": "*",
-}
+# A CIMultiDict already: each response copies it rather than building one from a dict.
+PLAYLIST_HEADERS = CIMultiDict(
+    {
+        "Content-Type": "application/vnd.apple.mpegurl",
+        # A live playlist changes every segment: never cache it anywhere.
+        "Cache-Control": "no-cache, no-store",
+        "Access-Control-Allow-Origin": "*",
+    }
+)
 SWEEP_INTERVAL = 1.0
 # Bound once: labels() on every request costs a lookup and a lock.
 PLAYLISTS_SERVED = PLAYLIST_REQUESTS.labels("served")
@@ -89,7 +93,10 @@ class ViewerSessions:
 
     def touch(self, slug: str, session: str, now: float) -> None:
         """A player of `slug` fetched a playlist."""
-        self.seen.setdefault(slug, {})[session] = now
+        sessions = self.seen.get(slug)
+        if sessions is None:  # not setdefault: that builds an empty dict on every call
+            sessions = self.seen[slug] = {}
+        sessions[session] = now
 
     def sweep(self, now: float) -> dict[str, int]:
         """Forget sessions older than the TTL; returns live sessions per channel."""
@@ -138,12 +145,8 @@ def read_playlist(request: web.Request, *parts: str) -> web.Response:
     return web.Response(body=body, headers=PLAYLIST_HEADERS)
 
 
-@routes.get("/hls/{slug}/master.m3u8")
-async def master_playlist(request: web.Request) -> web.Response:
-    """The channel's master playlist."""
-    return read_playlist(request, "master.m3u8")
-
-
+# Registered first: players fetch a media playlist every segment and the master once, and
+# aiohttp tries the routes under /hls in the order they were added.
 @routes.get("/hls/{slug}/{rendition}/index.m3u8")
 async def rendition_playlist(request: web.Request) -> web.Response:
     """One rendition's media playlist."""
@@ -151,6 +154,12 @@ async def rendition_playlist(request: web.Request) -> web.Response:
     if not RENDITION.fullmatch(rendition):
         raise web.HTTPNotFound()
     return read_playlist(request, rendition, "index.m3u8")
+
+
+@routes.get("/hls/{slug}/master.m3u8")
+async def master_playlist(request: web.Request) -> web.Response:
+    """The channel's master playlist."""
+    return read_playlist(request, "master.m3u8")
 
 
 async def shared_counts(
