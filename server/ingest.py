@@ -142,12 +142,19 @@ async def on_publish_done(request: web.Request, form: dict[str, str]) -> web.Str
 @routes.post("/hooks/rtmp/update")
 @hook("update")
 async def on_update(request: web.Request, form: dict[str, str]) -> web.StreamResponse:
-    """Every ≤10 s: a rotated key or a disabled channel drops the publisher (non-2xx)."""
+    """Every ≤10 s: a rotated key, a disabled channel or a failed ladder drops the publisher."""
     app = request.app
     slug = app[INGEST].publishers.get(form["clientid"])
     if slug is None:
         # Not one of ours (e.g. the server restarted and reconcile did not see it yet).
         return web.Response(text="ok")
+    supervisor = app[TRANSCODERS].transcoders.supervisor(slug)
+    if supervisor is not None and supervisor.state == "failed":
+        # Nobody can watch: drop the publisher so OBS reconnects, and the new publish
+        # starts a fresh ladder (and, after an nginx reload, lands in a worker FFmpeg
+        # can pull from again).
+        log.warning("publisher dropped channel=%s reason=transcoder-failed", slug)
+        raise HookRejected(403, "transcoder failed")
     channel = await channels.channel_for_key(app[DB], form["name"])
     if channel is None or channel.slug != slug:
         log.info("publisher dropped channel=%s reason=key-rotated", slug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 from pathlib import Path
@@ -84,11 +85,13 @@ async def test_ffmpeg_crash_loop_backs_off_gives_up_and_recovers_on_next_publish
         assert metric(metrics, "onair_transcoder_restarts_total", channel="crashy") == 4
         assert not ffmpeg_pids(settings.media_root / "live")
         assert not await playable(public, "crashy")
-        assert publisher.returncode is None  # the streamer is not dropped by our failure
+        # Nobody can watch, so the next update hook (≤10 s) drops the streamer: OBS
+        # reconnects by itself, and a new publish starts a fresh ladder.
+        await asyncio.wait_for(publisher.wait(), 20)
+        assert "publisher dropped channel=crashy reason=transcoder-failed" in server.log()
 
         # The cause goes away; the streamer reconnects, as OBS does.
         flag.unlink()
-        await end(publisher)
 
         async def offline() -> bool:
             return not await is_live(server.url, "crashy")
