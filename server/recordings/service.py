@@ -18,7 +18,7 @@ from aiohttp import web
 from server import channels
 from server.errors import Conflict, NotFound
 from server.events import StreamEvent
-from server.keys import DB, EVENTS, LIVE, RECORDINGS, SETTINGS
+from server.keys import DB, EVENTS, LIVE, RECORDINGS, SETTINGS, UPLOADS
 from server.metrics import (
     COMPRESS_BACKLOG,
     COMPRESS_BACKLOG_SECONDS,
@@ -182,12 +182,16 @@ class Recordings:
 
     # -- compression -----------------------------------------------------------------------
 
+    def _video_busy(self) -> bool:
+        """An uploaded video is being transcoded: one background encoder at a time."""
+        return UPLOADS in self.app and self.app[UPLOADS].queue.job is not None
+
     async def compress_loop(self) -> None:
         """One job at a time, oldest first, when the gate allows; woken by each finalize."""
         while True:
             await wait_event(self.wake, 30)
             self.wake.clear()
-            while self.gate.may_start():
+            while self.gate.may_start() and not self._video_busy():
                 row = await self.db.fetchrow(
                     "SELECT id, channel FROM recordings WHERE state = 'compressing' "
                     "ORDER BY started_at LIMIT 1"
