@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,9 @@ from server.settings import SLUG_PATTERN
 
 SLUG_RE = re.compile(SLUG_PATTERN)
 MAX_TITLE = 200
+# How long a pool's channel list is reused. Writes through this module drop it at once;
+# a write by another process or host (the CLI, a second server) shows within this time.
+LISTING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,48 @@ async def create_channel(db: asyncpg.Pool, slug: str, title: str) -> tuple[Chann
         )
     except asyncpg.UniqueViolationError as err:
         raise Conflict(f"channel {slug} already exists") from err
+    changed(db)
     return _channel(row), key
 
 
+@dataclass
+class Listing:
+    """A pool's channel list, reused for LISTING_SECONDS (GET /api/channels, the index page)."""
+
+    expires: float = 0.0
+    channels: tuple[Channel, ...] = ()
+    # Bumped by every write: a list read before a write must not be kept after it.
+    generation: int = 0
+
+
+# Listings of the pools the server opened (db.postgres adds and drops its pool). A side table
+# because asyncpg's Pool has __slots__; other pools (the CLI's) are not cached.
+LISTINGS: dict[asyncpg.Pool, Listing] = {}
+
+
+def changed(db: asyncpg.Pool) -> None:
+    """Channels were written through this pool: its next list comes from the database."""
+    listing = LISTINGS.get(db)
+    if listing is not None:
+        listing.generation += 1
+        listing.expires = 0.0
+
+
 async def list_channels(db: asyncpg.Pool) -> list[Channel]:
-    """Every channel, oldest first."""
+    """Every channel, oldest first; reused for up to LISTING_SECONDS (~2x /api/channels)."""
+    listing = LISTINGS.get(db)
+    if listing is not None and time.monotonic() < listing.expires:
+        return list(listing.channels)
+    generation = listing.generation if listing is not None else 0
     # The columns a Channel has, not *: the key hash is never needed here.
     rows = await db.fetch(
         "SELECT slug, title, disabled, created_at FROM channels ORDER BY created_at, slug"
     )
-    return [_channel(r) for r in rows]
+    found = [_channel(r) for r in rows]
+    if listing is not None and listing.generation == generation:
+        listing.channels = tuple(found)
+        listing.expires = time.monotonic() + LISTING_SECONDS
+    return found
 
 
 async def get_channel(db: asyncpg.Pool, slug: str) -> Channel:
@@ -117,6 +153,7 @@ async def rotate_key(db: asyncpg.Pool, slug: str) -> str:
 async def set_disabled(db: asyncpg.Pool, slug: str, disabled: bool) -> None:
     """Disable (or enable) publishing on a channel."""
     done = await db.execute("UPDATE channels SET disabled = $2 WHERE slug = $1", slug, disabled)
+    changed(db)
     if done == "UPDATE 0":
         raise NotFound(f"no channel {slug}")
 
@@ -124,6 +161,7 @@ async def set_disabled(db: asyncpg.Pool, slug: str, disabled: bool) -> None:
 async def delete_channel(db: asyncpg.Pool, slug: str) -> None:
     """Remove a channel and everything that hangs off it."""
     done = await db.execute("DELETE FROM channels WHERE slug = $1", slug)
+    changed(db)
     if done == "DELETE 0":
         raise NotFound(f"no channel {slug}")
 

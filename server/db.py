@@ -11,6 +11,7 @@ from importlib import resources
 import asyncpg
 from aiohttp import web
 
+from server import channels
 from server.keys import DB, SETTINGS
 
 log = logging.getLogger("onair.db")
@@ -99,4 +100,8 @@ async def postgres(app: web.Application) -> AsyncIterator[None]:
     await migrate_url(url)
     async with asyncpg.create_pool(url, min_size=1, max_size=10, reset=keep_session) as pool:
         app[DB] = pool
-        yield
+        channels.LISTINGS[pool] = channels.Listing()
+        try:
+            yield
+        finally:
+            channels.LISTINGS.pop(pool, None)
