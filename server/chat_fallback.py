@@ -52,16 +52,17 @@ class ChatRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     publishes), so a failed publish only costs the other hosts that event.
     """
 
-    connected: bool
+    redis: Any
     publish_failing = False
 
     async def _publish(self, data: Any) -> Any:
         try:
-            if not self.connected:
+            if self.redis is None:
                 self._redis_connect()
+            # No reconnect here (the library's would swap the listener's pubsub under it):
+            # the client's pool opens a fresh connection on the next call by itself.
             result = await self.redis.publish(self.channel, self.json.dumps(data))
         except Exception as err:
-            self.connected = False
             if not self.publish_failing:
                 self.publish_failing = True
                 log.warning(
