@@ -4,6 +4,13 @@ Run from the repository root (needs `wrk`: `apt-get install -y wrk`):
 
     .venv/bin/python bench/http_load.py            # full: 12 s per load, about 2-3 min
     .venv/bin/python bench/http_load.py --quick    # 3 s per load, about 1 min
+    .venv/bin/python bench/http_load.py --ab DIR   # A/B: DIR's server (A) vs this one (B)
+
+`--ab DIR` starts two private stacks at once, one running the server of another checkout
+(`git archive <commit> | tar -x -C DIR`) and one running this tree's, and alternates short
+loads between them round by round (playlists and /api/channels straight to each server), so
+both see the same load from other jobs: on a shared machine a change is measured by B/A
+within one run, never by two runs minutes apart.
 
 It starts its own private stack on free loopback ports: PostgreSQL (PgCluster in a temp
 folder), `onair serve` as systemd runs it, and nginx rendered from nginx/onair.conf.template
@@ -314,8 +321,11 @@ async def stop_process(process: asyncio.subprocess.Process, sig: int = signal.SI
 
 
 @asynccontextmanager
-async def private_stack() -> AsyncIterator[Stack]:
-    """PostgreSQL, nginx and `onair serve` on free loopback ports; all stopped on the way out."""
+async def private_stack(root: Path = ROOT) -> AsyncIterator[Stack]:
+    """PostgreSQL, nginx and `onair serve` (root's server package) on free loopback ports.
+
+    Everything is stopped on the way out.
+    """
     async with AsyncExitStack() as stack:
         work = open_tempdir("onair-bench-http-")
         stack.callback(shutil.rmtree, work, ignore_errors=True)
@@ -356,7 +366,7 @@ async def private_stack() -> AsyncIterator[Stack]:
         stack.callback(log.close)
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", "serve",
-            env=server_environ(settings), cwd=ROOT,
+            env=server_environ(settings), cwd=root,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,
         )  # fmt: skip
@@ -436,16 +446,21 @@ async def publish_to_master(stack: Stack, slug: str, key: str, timeout: float) -
 # --- the run ------------------------------------------------------------------------------
 
 
+def viewer_agents() -> list[tuple[dict[str, str], str | None]]:
+    """AGENTS distinct User-Agents, each one a viewer session on the server."""
+    return [
+        ({"User-Agent": f"Mozilla/5.0 (BenchPlayer {n}) hls.js/1.5.{n % 20}"}, None)
+        for n in range(AGENTS)
+    ]
+
+
 async def measure(seconds: float, skip_publish: bool) -> dict[str, Any]:
     """Every load against one private stack, in one run."""
     loads: list[Load] = []
     extra: dict[str, Any] = {}
     async with private_stack() as stack:
         keys = await seed(stack)
-        agents = [
-            ({"User-Agent": f"Mozilla/5.0 (BenchPlayer {n}) hls.js/1.5.{n % 20}"}, None)
-            for n in range(AGENTS)
-        ]
+        agents = viewer_agents()
         path = f"/hls/{SLUG}/{RENDITION}"
         nginx_url, server_url = stack.nginx_url, stack.server_url
 
@@ -568,18 +583,101 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def measure_ab(other: Path, seconds: int, rounds: int) -> dict[str, Any]:
+    """Another checkout's server (A) and this one's (B), loads alternated round by round."""
+    runs: dict[str, dict[str, list[Load]]] = {}
+    async with private_stack(other) as stack_a, private_stack() as stack_b:
+        stacks = {"A": stack_a, "B": stack_b}
+        agents = viewer_agents()
+        loads: dict[str, tuple[str, int, list[tuple[dict[str, str], str | None]]]] = {
+            "playlist-server-direct": (f"/hls/{SLUG}/{RENDITION}/index.m3u8", 64, agents),
+            "api-channels-direct": ("/api/channels", 32, []),
+        }
+        for stack in stacks.values():
+            await seed(stack)
+            for path, connections, variants in loads.values():
+                await run_wrk(stack, "warmup", f"{stack.server_url}{path}", seconds=1,
+                              connections=connections, variants=variants)  # fmt: skip
+        for n in range(rounds):
+            order = ("A", "B") if n % 2 == 0 else ("B", "A")  # neither side always goes first
+            for name, (path, connections, variants) in loads.items():
+                for side in order:
+                    stack = stacks[side]
+                    load = await run_wrk(stack, f"{side}-{name}", f"{stack.server_url}{path}",
+                                         seconds=seconds, connections=connections,
+                                         variants=variants)  # fmt: skip
+                    runs.setdefault(name, {}).setdefault(side, []).append(load)
+    summary: dict[str, Any] = {}
+    for name, sides in runs.items():
+        row: dict[str, Any] = {}
+        for side, done in sides.items():
+            requests = sum(x.requests for x in done)
+            cpu = sum(x.server_cpu_s for x in done)
+            row[side] = {
+                "rps": round(requests / sum(x.seconds for x in done)),
+                "per_server_cpu_s": round(requests / cpu) if cpu > 0.05 else None,
+            }
+        row["wall_ratio"] = round(row["B"]["rps"] / row["A"]["rps"], 3)
+        if row["A"]["per_server_cpu_s"] and row["B"]["per_server_cpu_s"]:
+            row["cpu_ratio"] = round(row["B"]["per_server_cpu_s"] / row["A"]["per_server_cpu_s"], 3)
+        summary[name] = row
+    loads_out = [asdict(x) for sides in runs.values() for done in sides.values() for x in done]
+    return {"summary": summary, "loads": loads_out}
+
+
+def markdown_ab(report: dict[str, Any]) -> str:
+    """A short table for bench/results/http-<date>-ab*.md."""
+    m = report["machine"]
+    lines = [
+        f"# HTTP A/B {report['date']}: A = {report['a']}, B = this tree",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, aiohttp {m['aiohttp']}."
+        f" Load average before {report['load_before']}, after {report['load_after']}."
+        f" {report['rounds']} rounds of {report['seconds']} s per side and load, alternated.",
+        "",
+        "| load | A req/s | B req/s | B/A wall | A req/server-CPU-s | B req/server-CPU-s"
+        " | B/A CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["summary"].items():
+        a, b = row["A"], row["B"]
+        lines.append(
+            f"| {name} | {a['rps']:,} | {b['rps']:,} | {row['wall_ratio']:.2f}x"
+            f" | {a['per_server_cpu_s']} | {b['per_server_cpu_s']} | {row.get('cpu_ratio', '')}x |"
+        )
+    return "\n".join([*lines, ""])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, run every load once, write bench/results/http-<date>.json/.md."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 s per load instead of 12 s")
     parser.add_argument("--no-publish", action="store_true", help="skip the ffmpeg publish")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
+    parser.add_argument("--ab", type=Path, metavar="DIR", help="A/B against DIR's server")
+    parser.add_argument("--rounds", type=int, default=6, help="A/B rounds (2 s slices)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench/http_load.py needs wrk: apt-get install -y wrk")
     # SIGTERM unwinds like Ctrl-C, so the private stack is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
+    if args.ab is not None:
+        if not (args.ab / "server" / "__main__.py").is_file():
+            sys.exit(f"{args.ab} is not an Onair checkout (no server/__main__.py)")
+        ab: dict[str, Any] = {
+            "date": dt.datetime.now().isoformat(timespec="seconds"),
+            "a": str(args.ab),
+            "rounds": args.rounds,
+            "seconds": 2,
+            "machine": machine(),
+            "load_before": load(),
+        }
+        ab |= asyncio.run(measure_ab(args.ab.resolve(), 2, args.rounds))
+        ab["load_after"] = load()
+        ab["elapsed_s"] = round(time.monotonic() - started, 1)
+        write_results(RESULTS, "http", "ab" + (f"-{args.tag}" if args.tag else ""), ab, markdown_ab)
+        return
     report: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "quick": args.quick,
