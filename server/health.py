@@ -1,4 +1,4 @@
-"""GET /healthz: database, nginx and free space on the media volume."""
+"""GET /healthz: database, nginx and free space on the media volume; chat's Redis, reported."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from server.keys import DB, HTTP, SETTINGS
+from server.keys import CHAT, DB, HTTP, SETTINGS
 
 CHECK_TIMEOUT = 2.0
 
@@ -49,6 +49,16 @@ async def check_disk(app: web.Application) -> str | None:
     return None
 
 
+def chat_redis(app: web.Application) -> str | None:
+    """With Redis configured: "ok", or why chat runs per process only; None without Redis."""
+    if not app[SETTINGS].redis_url or CHAT not in app:
+        return None
+    state = app[CHAT].state
+    if getattr(state, "degraded", False):
+        return "degraded: redis unreachable, chat serves this process only"
+    return "ok"
+
+
 CHECKS: dict[str, Callable[[web.Application], Awaitable[str | None]]] = {
     "database": check_database,
     "nginx": check_nginx,
@@ -62,5 +72,9 @@ async def healthz(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(CHECKS[n](request.app) for n in names))
     checks = {n: (r or "ok") for n, r in zip(names, results, strict=True)}
     failed = [r for r in results if r]
+    degraded = chat_redis(request.app)
+    if degraded is not None:
+        # Reported, not failed: every process would go 503 at once while chat still works.
+        checks["chat_redis"] = degraded
     status = "ok" if not failed else "failing: " + "; ".join(failed)
     return web.json_response({"status": status, "checks": checks}, status=503 if failed else 200)

@@ -16,6 +16,8 @@ from tests.reliability.conftest import (
     ServeProcess,
     create_channel,
     create_moderator,
+    get_json,
+    get_text,
     wait_until,
 )
 
@@ -63,7 +65,18 @@ async def test_redis_killed_and_restarted_under_two_servers(
     assert (await mod.call("ban", {"channel": "r", "user_id": eve_id}))["ok"]
     assert (await eve.call("message", {"channel": "r", "text": "x"}))["error"] == "banned"
 
+    slug_dir = base.media_root / "live" / "r" / "360p"
+    slug_dir.mkdir(parents=True)
+    (slug_dir.parent / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n"
+    )
+    (slug_dir / "index.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\ns.m4s\n")
+
     private_redis.kill()
+    # Players keep getting playlists: viewer counting in Redis is not on their path.
+    for served in (east, west):
+        status, _ = await get_text(f"{served.url}/hls/r/360p/index.m3u8")
+        assert status == 200
     # Each process keeps its own clients talking, with its bans still in force.
     await say(ann, "east during outage")
     await amy.wait_for("message", lambda m: m["text"] == "east during outage")
@@ -74,6 +87,8 @@ async def test_redis_killed_and_restarted_under_two_servers(
     joined = await late.call("join", {"channel": "r", "name": "Late"})
     assert joined["ok"], joined
     assert "before" in [m["text"] for m in joined["history"]]
+    _, health = await get_json(f"{east.url}/healthz")
+    assert health["checks"]["chat_redis"].startswith("degraded")
 
     private_redis.start()  # empty: bans, names, history flags all gone from Redis
     attempt = 0
@@ -96,6 +111,8 @@ async def test_redis_killed_and_restarted_under_two_servers(
         return all("chat redis back" in s.log() for s in (east, west))
 
     await wait_until(both_back, 20, "both servers to restore chat state into Redis")
+    _, health = await get_json(f"{east.url}/healthz")
+    assert health["checks"]["chat_redis"] == "ok"
     with redis.Redis.from_url(private_redis.url, decode_responses=True) as conn:
         assert f"u:{eve_id}" in conn.hgetall("onair:chat:{r}:bans")
     assert (await eve.call("message", {"channel": "r", "text": "x"}))["error"] == "banned"
