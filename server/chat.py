@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import engineio.packet
 import socketio
 from aiohttp import web
@@ -54,6 +55,8 @@ log = logging.getLogger("onair.chat")
 MAX_PACKET = 16 * 1024
 # A known channel is re-checked in PostgreSQL at most this often (joins never hit it otherwise).
 CHANNEL_CACHE_SECONDS = 30.0
+# A join waits at most this long on PostgreSQL before it is answered `unavailable`.
+DB_TIMEOUT = 2.0
 
 
 @dataclass
@@ -255,7 +258,9 @@ class Chat:
     async def _channel_exists(self, slug: str) -> bool:
         if self.known_channels.get(slug, 0.0) > time.monotonic():
             return True
-        found = await self.app[DB].fetchval("SELECT 1 FROM channels WHERE slug = $1", slug)
+        found = await self.app[DB].fetchval(
+            "SELECT 1 FROM channels WHERE slug = $1", slug, timeout=DB_TIMEOUT
+        )
         if found:
             self.known_channels[slug] = time.monotonic() + CHANNEL_CACHE_SECONDS
         return bool(found)
@@ -268,7 +273,13 @@ class Chat:
         async with self.history_locks.setdefault(channel, asyncio.Lock()):
             recent = await self.state.history(channel)
             if recent is None:
-                stored = await chat_store.messages(self.app[DB], channel, HISTORY_SIZE)
+                try:
+                    stored = await chat_store.messages(self.app[DB], channel, HISTORY_SIZE)
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    # PostgreSQL is away: join without history rather than not at all;
+                    # the next join loads it.
+                    log.warning("chat history unavailable channel=%s", channel)
+                    return []
                 await self.state.seed(channel, stored)
                 recent = await self.state.history(channel) or []
         return recent
@@ -329,7 +340,14 @@ class Chat:
         session, channel = self.sessions.get(sid), channel_of(data)
         if session is None or channel is None:
             return refuse("bad_request")
-        if not await self._channel_exists(channel):
+        try:
+            exists = await self._channel_exists(channel)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            # A channel not seen lately cannot be checked while PostgreSQL is away: say so
+            # now rather than leave the client waiting for an ack that never comes.
+            log.warning("chat join unavailable channel=%s error=%s", channel, type(err).__name__)
+            return refuse("unavailable")
+        if not exists:
             return refuse("no_channel")
         if channel in session.joined:
             await self._leave(sid, session, channel)

@@ -42,6 +42,7 @@ async def test_postgres_restart_mid_chat_loses_nothing_acknowledged(
         server = await serve_process(settings)
         assert (await health(server.url))[0] == 200
         await create_channel(server.url, "pg")
+        await create_channel(server.url, "pg-other")
         ann = await connect(server.url, "10.2.0.1")
         bob = await connect(server.url, "10.2.0.2")
         for who, name in ((ann, "Ann"), (bob, "Bob")):
@@ -62,6 +63,9 @@ async def test_postgres_restart_mid_chat_loses_nothing_acknowledged(
         late = await connect(server.url, "10.2.0.3")
         joined = await late.call("join", {"channel": "pg", "name": "Late"})
         assert [m["text"] for m in joined["history"]][-2:] == ["while down 2", "while down 3"]
+        # A channel nobody joined lately cannot be checked now: a prompt answer, not a hang.
+        refused = await late.call("join", {"channel": "pg-other", "name": "Late"})
+        assert refused == {"ok": False, "error": "unavailable"}
 
         async def unhealthy() -> bool:
             status, body = await health(server.url)
@@ -75,6 +79,8 @@ async def test_postgres_restart_mid_chat_loses_nothing_acknowledged(
 
         await wait_until(healthy, 20, "/healthz to answer 200 again")
         await say("after")
+        joined = await late.call("join", {"channel": "pg-other", "name": "Late"})
+        assert joined["ok"], joined
 
         async def all_stored() -> bool:
             conn = await asyncpg.connect(own_cluster.url())
