@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -271,13 +272,28 @@ def ladder_cores(results: Path) -> tuple[dict[str, dict[str, float]], list[str]]
     return table, used
 
 
+def is_standard_http(path: Path) -> bool:
+    """A bench/http_load.py run with the playlist and segment loads, at full length."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    names = {load.get("name") for load in report.get("loads", [])}
+    return (
+        not report.get("quick")
+        and "playlist-via-nginx" in report.get("summary", {})
+        and "segment-1mb-nginx" in names
+    )
+
+
 def load_units(results: Path) -> Units:
     """Unit costs from the newest result of each bench."""
     sources: dict[str, str] = {}
     ladders, used = ladder_cores(results)
     sources["ladder"] = ", ".join(used)
 
-    http_path = newest(results.glob("http-*.json"))
+    # The newest full run of the standard loads (not an --ab comparison, not --quick).
+    http_path = newest(p for p in results.glob("http-*.json") if is_standard_http(p))
     assert http_path, "no http-*.json: run bench/http_load.py"
     http = json.loads(http_path.read_text())
     sources["http"] = http_path.name
@@ -313,7 +329,11 @@ def load_units(results: Path) -> Units:
         playlist_per_nginx_cpu_s=via["per_nginx_cpu_s"],
         segment_mb_per_nginx_cpu_s=round(segment["bytes"] / 1e6 / segment["nginx_cpu_s"], 1),
         chat_idle_cores_per_1k=round(summary["idle_cpu_s_per_1k_clients_per_min"] / 60, 4),
-        chat_cpu_us_per_delivery=summary["cpu_us_per_delivery"],
+        # The median over rooms of 100+ (the 10-client room is all per-message fixed cost):
+        # one window's figure moves by ±15 % on the shared bench machine.
+        chat_cpu_us_per_delivery=statistics.median(
+            r["cpu_us_per_delivery"] for r in chat["rows"] if r["clients"] >= 100
+        ),
         chat_rss_mib_per_1k=summary["rss_mib_per_1k_clients"],
         server_rss_mib=round(big["rss_mib"] - big["rss_growth_mib"], 1),
         gb_per_hour_original=rec["gb_per_hour_original"],

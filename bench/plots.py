@@ -194,17 +194,21 @@ def plot_chat() -> Path | None:
 
 def plot_http() -> Path | None:
     """Playlist throughput through the server against nginx serving the same bytes, per run."""
+    # Full runs of the standard loads only (an --ab comparison has its own shape).
     runs = sorted(
-        ((read(p)["date"], p.stem, read(p)) for p in RESULTS.glob("http-*.json")),
+        (
+            (read(p)["date"], p.stem, read(p))
+            for p in RESULTS.glob("http-*.json")
+            if "playlist-nginx-static" in read(p).get("summary", {}) and not read(p).get("quick")
+        ),
         key=lambda r: r[0],
     )
     if not runs:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
     labels = [
-        stem.removeprefix("http-")
-        + (" (quick)" if r.get("quick") else "")
-        + f"\nload {r['load_before'][0]}"
+        f"{stem.split('-', 4)[4] if stem.count('-') >= 4 else 'first run'}"
+        f"\n{r['date'][11:16]}, load {r['load_before'][0]}"
         for _, stem, r in runs
     ]
     width = 0.27
@@ -232,14 +236,14 @@ def plot_http() -> Path | None:
                ha="right", va="bottom")  # fmt: skip
     for ax in (left, right):
         ax.set_xticks(range(len(runs)), labels, fontsize=8)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="center right")
         ax.grid(alpha=0.3, axis="y")
     left.set_ylabel("playlist requests/s (wall; ratio to nginx static in the same run)")
     left.set_title("Rendition playlist throughput, 64 connections")
     right.set_ylabel("requests per CPU-second of the serving process")
     right.set_title("Per CPU-second (robust when the cores are shared)")
     last = runs[-1][2]
-    fig.suptitle("Playlists: onair serve vs nginx serving the same bytes")
+    fig.suptitle("Playlists: onair serve vs nginx serving the same bytes (full 12 s runs)")
     footer(fig, machine_line(last["machine"], last["date"], last["load_before"]))
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     return save(fig, "playlists")
