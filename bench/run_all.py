@@ -6,6 +6,7 @@ Run from the repository root:
     .venv/bin/python bench/run_all.py                    # full: about 40 min
     .venv/bin/python bench/run_all.py --quick --only chat,latency
     .venv/bin/python bench/run_all.py --skip transcode   # reuse the last transcode results
+    .venv/bin/python bench/run_all.py --quick --only soak,uploads   # the opt-in ones
 
 Each script runs as a child in its own process group with a wall-clock limit; one that runs
 past it is stopped (SIGTERM, which each bench turns into an orderly shutdown of its private
@@ -47,6 +48,7 @@ class Bench:
     quick: tuple[str, ...]
     full_limit_s: int
     quick_limit_s: int
+    default: bool = True  # False: long or heavy; runs only when named in --only
 
 
 BENCHES = (
@@ -56,6 +58,25 @@ BENCHES = (
     Bench("chat", "chat.py", (), ("--quick",), 900, 300),
     Bench("chat-redis", "chat.py", ("--redis",), ("--redis", "--quick"), 900, 300),
     Bench("latency", "latency.py", (), ("--quick",), 300, 150),
+    # Opt-in (--only): minutes of load, or gigabytes of disk.
+    Bench(
+        "soak",
+        "soak.py",
+        ("--minutes", "10", "--players", "500", "--chatters", "200"),
+        ("--minutes", "2", "--players", "200", "--chatters", "50", "--tag", "quick"),
+        900,
+        300,
+        default=False,
+    ),
+    Bench(
+        "uploads",
+        "uploads.py",
+        ("--count", "20", "--size", "512M"),
+        ("--count", "4", "--size", "128M", "--tag", "quick"),
+        900,
+        240,
+        default=False,
+    ),
     Bench("capacity", "capacity.py", (), (), 60, 60),
     Bench("plots", "plots.py", (), (), 120, 120),
 )
@@ -106,7 +127,7 @@ def run_one(bench: Bench, quick: bool) -> dict[str, Any]:
 
 def select(names: Sequence[str], only: str, skip: str) -> list[Bench]:
     """The benches to run, in the fixed order, after --only and --skip."""
-    wanted = {x for x in only.split(",") if x} or set(names)
+    wanted = {x for x in only.split(",") if x} or {b.name for b in BENCHES if b.default}
     unwanted = {x for x in skip.split(",") if x}
     unknown = (wanted | unwanted) - set(names)
     if unknown:
