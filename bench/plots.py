@@ -346,7 +346,13 @@ def plot_capacity() -> Path | None:
     right.set_xlabel("concurrent viewers")
     right.legend(fontsize=8)
     fig.suptitle("Capacity model (unit costs measured on the bench machine)")
-    footer(fig, f"model {model['date']}; prices: Vultr Regular Performance list + 20 % backups")
+    chat = newest("chat-*-quick.json", exclude="-r")
+    measured = machine_line(chat[1]["machine"], chat[1]["date"]) if chat else "?"
+    footer(
+        fig,
+        f"model {model['date']}; unit costs measured on {measured} (and the other benches'"
+        " runs named in the model's JSON); prices: Vultr Regular Performance list + 20 % backups",
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
     return save(fig, "capacity")
 
