@@ -14,13 +14,19 @@ HEADER = ["Fault or input", "What Onair promises", "What the test observed", "Te
 
 
 def table_rows() -> list[list[str]]:
-    """The cells of every body row of every table in the document."""
-    rows = []
+    """The body rows of every fault table (the tables whose header is HEADER)."""
+    rows: list[list[str]] = []
+    header: list[str] | None = None
     for line in DOC.read_text().splitlines():
-        if not line.startswith("|") or set(line) <= {"|", "-", " "}:
+        if not line.startswith("|"):
+            header = None  # a table ends at the first line that is not a row
+            continue
+        if set(line) <= {"|", "-", " "}:
             continue
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        if cells != HEADER:
+        if header is None:
+            header = cells
+        elif header == HEADER:
             rows.append(cells)
     return rows
 
