@@ -88,10 +88,6 @@ async def test_private_endpoints_are_closed_on_the_public_server(
                 assert "script-src" in headers["Content-Security-Policy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nginx/onair.conf.template: `return 200` runs in the rewrite phase, before allow/deny",
-)
 async def test_nginx_health_is_closed_on_the_public_server(
     settings: Settings, serve_process: ServeProcess
 ) -> None:
