@@ -412,7 +412,9 @@
     forbidden: "Only moderators can do that.",
     no_channel: "This channel no longer exists.",
     timeout: "No answer from the server. Check your connection.",
+    unavailable: "Chat is unavailable for a moment. Retrying…",
   };
+  const JOIN_RETRY_MS = 5000; // after an "unavailable" join (the database is down)
 
   function errorText(error) {
     if (error === "slow_mode") return "Slow mode is on: one message every " + slowSeconds + " s.";
@@ -549,6 +551,11 @@
         }
         setStatus(errorText(ack.error), "error");
         if (ack.error === "banned") setCanSend(false);
+        if (ack.error === "unavailable") {
+          setTimeout(function () {
+            if (socket.connected) join(name, chosen);
+          }, JOIN_RETRY_MS);
+        }
         if (!me) nameInput.value = name || "";
         return;
       }
