@@ -23,6 +23,7 @@ from server import (
     uploads,
     viewers,
 )
+from server.chat_fallback import redis_options
 from server.errors import error_middleware
 from server.events import EventBus
 from server.keys import EVENTS, HTTP, LIVE, REDIS, SETTINGS
@@ -47,7 +48,8 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = None
         yield
         return
-    client = aioredis.from_url(url)
+    # Viewer counts are a background loop: fail fast while Redis is away, retry next tick.
+    client = aioredis.from_url(url, **redis_options())
     app[REDIS] = client
     yield
     await client.aclose()

@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 
 from server.chat_payloads import MessagePayload
 from server.chat_state import MemoryState, RedisState
+from server.metrics import CHAT_REDIS_DEGRADED
 
 log = logging.getLogger("onair.chat")
 
@@ -123,6 +124,7 @@ class FallbackState:
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
+        CHAT_REDIS_DEGRADED.set(1)
         log.warning(
             "chat redis unreachable, chat continues on this process only error=%s",
             type(err).__name__,
@@ -165,6 +167,7 @@ class FallbackState:
                 time.monotonic() - self._down_since, emptied, len(bans),
             )  # fmt: skip
             self._down_since = None
+            CHAT_REDIS_DEGRADED.set(0)
         elif emptied:
             log.info("chat redis state written bans=%d", len(bans))
 

@@ -117,6 +117,10 @@ CHAT_PENDING = Gauge("onair_chat_pending_writes", "Accepted messages not yet wri
 CHAT_WRITE_FAILURES = Counter(
     "onair_chat_write_failures_total", "Batched chat writes to PostgreSQL that failed and wait"
 )
+CHAT_REDIS_DEGRADED = Gauge(
+    "onair_chat_redis_degraded",
+    "1 while Redis is unreachable and this process serves chat to its own clients only",
+)
 CHAT_DROPPED = Counter(
     "onair_chat_messages_dropped_total",
     "Accepted messages never stored (channel deleted, or the write buffer overflowed)",

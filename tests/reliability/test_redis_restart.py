@@ -89,6 +89,8 @@ async def test_redis_killed_and_restarted_under_two_servers(
     assert "before" in [m["text"] for m in joined["history"]]
     _, health = await get_json(f"{east.url}/healthz")
     assert health["checks"]["chat_redis"].startswith("degraded")
+    _, metrics = await get_text(f"{east.url}/metrics")
+    assert "onair_chat_redis_degraded 1.0" in metrics
 
     private_redis.start()  # empty: bans, names, history flags all gone from Redis
     attempt = 0
@@ -113,6 +115,8 @@ async def test_redis_killed_and_restarted_under_two_servers(
     await wait_until(both_back, 20, "both servers to restore chat state into Redis")
     _, health = await get_json(f"{east.url}/healthz")
     assert health["checks"]["chat_redis"] == "ok"
+    _, metrics = await get_text(f"{east.url}/metrics")
+    assert "onair_chat_redis_degraded 0.0" in metrics
     with redis.Redis.from_url(private_redis.url, decode_responses=True) as conn:
         assert f"u:{eve_id}" in conn.hgetall("onair:chat:{r}:bans")
     assert (await eve.call("message", {"channel": "r", "text": "x"}))["error"] == "banned"
