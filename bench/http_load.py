@@ -321,9 +321,12 @@ async def stop_process(process: asyncio.subprocess.Process, sig: int = signal.SI
 
 
 @asynccontextmanager
-async def private_stack(root: Path = ROOT) -> AsyncIterator[Stack]:
+async def private_stack(
+    root: Path = ROOT, *, overrides: dict[str, Any] | None = None, log_level: str | None = None
+) -> AsyncIterator[Stack]:
     """PostgreSQL, nginx and `onair serve` (root's server package) on free loopback ports.
 
+    overrides: Settings fields to change; log_level: the server's ONAIR_LOG_LEVEL.
     Everything is stopped on the way out.
     """
     async with AsyncExitStack() as stack:
@@ -347,6 +350,7 @@ async def private_stack(root: Path = ROOT) -> AsyncIterator[Stack]:
             hook_secret=secrets.token_urlsafe(16),
             secret_key=secrets.token_urlsafe(16),
             min_free_bytes=0,
+            **(overrides or {}),
         )
         settings.data_dir.mkdir()
 
@@ -366,7 +370,8 @@ async def private_stack(root: Path = ROOT) -> AsyncIterator[Stack]:
         stack.callback(log.close)
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server", "serve",
-            env=server_environ(settings), cwd=root,
+            env=server_environ(settings) | ({"ONAIR_LOG_LEVEL": log_level} if log_level else {}),
+            cwd=root,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,
         )  # fmt: skip

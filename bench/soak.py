@@ -30,15 +30,9 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import secrets
-import shutil
 import signal
-import socket
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,26 +43,10 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
-
-from server import nginx  # noqa: E402
-from server.pgcluster import PgCluster  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from server.stack import server_environ  # noqa: E402
+from http_load import Stack, private_stack, stop_process, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ROOMS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def open_tempdir(prefix: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)  # postgres and nginx workers run as other users under root
-    return path
 
 
 # -- /proc sampling -------------------------------------------------------------------
@@ -130,100 +108,21 @@ def sample(server_pid: int, nginx_pid: int) -> dict[str, dict[str, float]]:
 # -- the stack --------------------------------------------------------------------------
 
 
-@dataclass
-class Stack:
-    settings: Settings
-    server_pid: int
-    nginx_pid: int
-    admin: dict[str, str]
-
-    @property
-    def public(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
-
-    @property
-    def direct(self) -> str:
-        return f"http://127.0.0.1:{self.settings.server_port}"
-
-    def rtmp(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.settings.rtmp_port}/live/{key}"
+def admin_headers(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.settings.admin_token}"}
 
 
-async def wait_for(url: str, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    if response.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.1)
-
-
-async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
-    if process.returncode is None:
-        process.send_signal(sig)
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-@asynccontextmanager
-async def private_stack() -> AsyncIterator[Stack]:
-    async with AsyncExitStack() as stack:
-        work = open_tempdir("onair-soak-")
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
-        cluster = PgCluster(work / "pg")
-        stack.push_async_callback(cluster.stop)
-        await cluster.start()
-        media = work / "media"
-        media.mkdir()
-        settings = Settings(
-            data_dir=work / "data",
-            media_dir=media,
-            http_host="127.0.0.1",
-            http_port=free_port(),
-            server_port=free_port(),
-            rtmp_port=free_port(),
-            database_url=cluster.url(),
-            admin_token=secrets.token_urlsafe(16),
-            hook_secret=secrets.token_urlsafe(16),
-            secret_key=secrets.token_urlsafe(16),
-            min_free_bytes=0,
-            # One load generator stands for many people: lift the per-address chat limit.
-            chat_rate_ip_messages=1_000_000,
-        )
-        layout = nginx.NginxLayout(open_tempdir("onair-soak-nginx-"))
-        stack.callback(shutil.rmtree, layout.prefix, ignore_errors=True)
-        values = nginx.config_values(settings, layout.prefix)
-        values |= {"api_rate": 1_000_000, "api_burst": 1_000_000}
-        nginx.write_config(layout, values)
-        nginx.test_config(layout)
-        nginx_process = await nginx.start_nginx(layout)
-        stack.push_async_callback(nginx.stop_nginx, nginx_process)
-        await wait_for(f"http://127.0.0.1:{settings.http_port}/nginx-health", 20, "nginx")
-        log = (work / "server.log").open("wb")
-        stack.callback(log.close)
-        env = server_environ(settings) | {"ONAIR_LOG_LEVEL": "WARNING"}
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "serve", env=env, cwd=ROOT,
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        stack.push_async_callback(stop, server)
-        await wait_for(f"http://127.0.0.1:{settings.server_port}/metrics", 60, "onair serve")
-        admin = {"Authorization": f"Bearer {settings.admin_token}"}
-        yield Stack(settings, server.pid, nginx_process.pid or 0, admin)
+def rtmp_url(stack: Stack, key: str) -> str:
+    return f"rtmp://127.0.0.1:{stack.settings.rtmp_port}/live/{key}"
 
 
 async def create_channel(stack: Stack, slug: str) -> str:
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            f"{stack.direct}/api/channels", json={"slug": slug, "title": slug}, headers=stack.admin
+            f"{stack.server_url}/api/channels",
+            json={"slug": slug, "title": slug},
+            headers=admin_headers(stack),
         ) as response,
     ):
         response.raise_for_status()
@@ -269,7 +168,7 @@ async def players(stack: Stack, count: int, until: float, c: Counters) -> None:
         while loop.time() < until:
             try:
                 async with session.get(
-                    f"{stack.public}/hls/soak/master.m3u8", headers=headers
+                    f"{stack.nginx_url}/hls/soak/master.m3u8", headers=headers
                 ) as response:
                     await response.read()
                     c.fetches += 1
@@ -289,7 +188,7 @@ async def chatters(stack: Stack, count: int, interval: float, until: float, c: C
     async def one(n: int) -> None:
         sio = socketio.AsyncClient(reconnection=True)
         clients.append(sio)
-        await sio.connect(stack.public, transports=["websocket"], wait_timeout=20)
+        await sio.connect(stack.nginx_url, transports=["websocket"], wait_timeout=20)
         room = f"room{n % ROOMS}"
         await sio.call("join", {"channel": room, "name": f"soak{n}"}, timeout=20)
         await asyncio.sleep(interval * n / count)
@@ -313,22 +212,24 @@ async def chatters(stack: Stack, count: int, interval: float, until: float, c: C
 async def flapper(stack: Stack, key: str, until: float, c: Counters) -> None:
     loop = asyncio.get_running_loop()
     while loop.time() < until:
-        process = await publisher(stack.rtmp(key))
+        process = await publisher(rtmp_url(stack, key))
         await asyncio.sleep(4.0)
-        await stop(process, signal.SIGKILL if c.flaps % 2 else signal.SIGINT)
+        await stop_process(process, signal.SIGKILL if c.flaps % 2 else signal.SIGINT)
         c.flaps += 1
         await asyncio.sleep(2.0)
 
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    async with private_stack() as stack:
+    # One load generator stands for many people: lift the per-address chat limit.
+    overrides = {"chat_rate_ip_messages": 1_000_000}
+    async with private_stack(overrides=overrides, log_level="WARNING") as stack:
         key = await create_channel(stack, "soak")
         flap_key = await create_channel(stack, "flap")
         for room in range(ROOMS):
             await create_channel(stack, f"room{room}")
-        live = await publisher(stack.rtmp(key))
-        await wait_for(f"{stack.public}/hls/soak/master.m3u8", 120, "the soak channel to play")
+        live = await publisher(rtmp_url(stack, key))
+        await wait_for(f"{stack.nginx_url}/hls/soak/master.m3u8", 120, "the soak channel to play")
         loop = asyncio.get_running_loop()
         until = loop.time() + args.minutes * 60
         counters = Counters()
@@ -352,7 +253,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         try:
             await load
         finally:
-            await stop(live, signal.SIGINT)
+            await stop_process(live, signal.SIGINT)
         # After the load: what is left once everything had a moment to wind down.
         await asyncio.sleep(15)
         after = sample(stack.server_pid, stack.nginx_pid)
