@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class Settings:
     compress_live_margin: float = 1.2  # pause compression unless live work fits this many times
     upload_max_bytes: int = 5 * 1024**3  # the largest video upload (tus Upload-Length)
     upload_expiry_s: float = 86400.0  # an upload that received nothing for this long is deleted
+    # This host's name in the shared database: recordings, uploads and videos it holds the
+    # files of carry it, and only their own host's background work touches them.
+    node_name: str = field(default_factory=socket.gethostname)
 
     @property
     def media_root(self) -> Path:
@@ -258,6 +262,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "compress_live_margin": (_parse_margin, "a factor between 1 and 10", False),
     "upload_max_bytes": (_parse_count, "a byte count >= 1", False),
     "upload_expiry_s": (_parse_expiry, "seconds between 1 and 2592000 (30 days)", False),
+    "node_name": (_parse_nonempty, "a name for this host, unique among the servers", False),
 }
 
 

@@ -75,6 +75,7 @@ class Recordings:
         self._loops: list[asyncio.Task[None]] = []
         self._retention = asyncio.Lock()
         self.recovered = asyncio.Event()  # set once the sessions a crash left are finalized
+        self.node = settings.node_name  # background work touches only this host's rows
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -120,8 +121,9 @@ class Recordings:
         self.active[channel] = recorder  # before the await: a second event sees it
         try:
             await self.db.execute(
-                "INSERT INTO recordings (id, channel) VALUES ($1, $2)", rid, channel
-            )
+                "INSERT INTO recordings (id, channel, host) VALUES ($1, $2, $3)",
+                rid, channel, self.node,
+            )  # fmt: skip
         except Exception:
             self.active.pop(channel, None)
             raise
@@ -165,10 +167,11 @@ class Recordings:
             log.warning("recording orphans reaped pids=%s", ",".join(map(str, killed)))
         active = [r.recording_id for r in self.active.values()]
         rows = await self.db.fetch(
-            "SELECT id, channel, state FROM recordings WHERE state = ANY($1::text[]) "
-            "AND NOT id = ANY($2::text[]) ORDER BY started_at",
+            "SELECT id, channel, state FROM recordings WHERE host = $3 "
+            "AND state = ANY($1::text[]) AND NOT id = ANY($2::text[]) ORDER BY started_at",
             list(IN_PROGRESS),
             active,
+            self.node,
         )
         for row in rows:
             log.warning(
@@ -193,8 +196,9 @@ class Recordings:
             self.wake.clear()
             while self.gate.may_start() and not self._video_busy():
                 row = await self.db.fetchrow(
-                    "SELECT id, channel FROM recordings WHERE state = 'compressing' "
-                    "ORDER BY started_at LIMIT 1"
+                    "SELECT id, channel FROM recordings WHERE host = $1 "
+                    "AND state = 'compressing' ORDER BY started_at LIMIT 1",
+                    self.node,
                 )
                 if row is None:
                     break
@@ -314,7 +318,11 @@ class Recordings:
     # -- deletion and retention ------------------------------------------------------------
 
     async def delete(self, rid: str, reason: str) -> None:
-        """Mark deleted, then remove the files; NotFound, or Conflict while in progress."""
+        """Mark deleted, then remove the files; NotFound, or Conflict while in progress.
+
+        Any host may delete any host's recording: where the files are elsewhere there is
+        nothing here to remove, and the owning host's orphan sweep removes its folder.
+        """
         row = await self.db.fetchrow("SELECT id, channel, state FROM recordings WHERE id = $1", rid)
         if row is None or row["state"] == "deleted":
             raise NotFound(f"no recording {rid}")
@@ -340,8 +348,11 @@ class Recordings:
             return await self._enforce_retention()
 
     async def _enforce_retention(self) -> list[str]:
+        # Only this host's recordings: they are what fills this host's volume.
         rows = await self.db.fetch(
-            "SELECT id, started_at, bytes, state FROM recordings WHERE state <> 'deleted'"
+            "SELECT id, started_at, bytes, state FROM recordings "
+            "WHERE host = $1 AND state <> 'deleted'",
+            self.node,
         )
         stored = [
             policy.Stored(r["id"], r["started_at"], r["bytes"], r["state"] in IN_PROGRESS)
@@ -377,7 +388,8 @@ class Recordings:
         return [rid]
 
     async def _sweep_orphans(self) -> None:
-        """Folders with no live row (a channel deleted with its rows, a crash mid-delete)."""
+        """Folders with no live row: a channel deleted with its rows, a crash mid-delete, a
+        recording deleted through another host (its row is 'deleted', its folder is here)."""
         known = {r["id"] for r in await self.db.fetch(
             "SELECT id FROM recordings WHERE state <> 'deleted'"
         )}  # fmt: skip
@@ -441,6 +453,9 @@ class Recordings:
     async def start(self) -> None:
         """Subscribe first (no event is missed), then recover and start the loops."""
         self.root.mkdir(parents=True, exist_ok=True)
+        # Rows from before hosts were recorded are this host's: right for the single-host
+        # deployments that existed then (with several, the first host to start takes them).
+        await self.db.execute("UPDATE recordings SET host = $1 WHERE host = ''", self.node)
         self._unsubscribe = self.app[EVENTS].subscribe(self.on_stream)
         self._background(self._recover_then_catch_up())
         self._loops = [

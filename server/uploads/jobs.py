@@ -68,9 +68,11 @@ class VodQueue:
             await wait_event(self.wake, 10)
             self.wake.clear()
             while self.gate.may_start() and not self._recordings_busy():
+                # Only videos whose source was uploaded to this host.
                 row = await self.db.fetchrow(
                     "SELECT id, channel, upload_id, duration_s FROM videos "
-                    "WHERE state = 'queued' ORDER BY created_at LIMIT 1"
+                    "WHERE host = $1 AND state = 'queued' ORDER BY created_at LIMIT 1",
+                    self.uploads.node,
                 )
                 if row is None:
                     break
@@ -213,7 +215,11 @@ class VodQueue:
         metrics.VOD_JOBS.labels("failed").inc()
 
     async def delete(self, vid: str) -> None:
-        """Stop its job if it runs, mark it deleted, remove the ladder and any source left."""
+        """Stop its job if it runs, mark it deleted, remove the ladder and any source left.
+
+        Any host may delete any host's video: where the files are elsewhere there is nothing
+        here to remove, and the owning host's sweeps remove them.
+        """
         row = await self.db.fetchrow(
             "SELECT channel, upload_id, state FROM videos WHERE id = $1", vid
         )

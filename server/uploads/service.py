@@ -56,6 +56,7 @@ class Uploads:
         self.run_dir = settings.media_root / "run" / "videos"
         self.locks: dict[str, asyncio.Lock] = {}
         self.create_lock = asyncio.Lock()  # space check + insert, so two creations never overbook
+        self.node = settings.node_name  # background work touches only this host's rows
         self.queue = VodQueue(app, self)
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] = lambda: None
@@ -90,7 +91,9 @@ class Uploads:
         """507 unless length fits in free space minus the recording reserve and other uploads."""
         usage = await asyncio.to_thread(shutil.disk_usage, self.root)
         pending = await self.db.fetchval(
-            "SELECT coalesce(sum(length - received), 0) FROM uploads WHERE state = 'receiving'"
+            "SELECT coalesce(sum(length - received), 0) FROM uploads "
+            "WHERE host = $1 AND state = 'receiving'",
+            self.node,
         )
         room = usage.free - self.settings.recording_reserve_bytes - int(pending)
         if length > room:
@@ -109,9 +112,9 @@ class Uploads:
             await asyncio.to_thread(self.data_path(uid).touch)
             try:
                 await self.db.execute(
-                    "INSERT INTO uploads (id, channel, length, filename, title) "
-                    "VALUES ($1, $2, $3, $4, $5)",
-                    uid, channel, length, filename, title,
+                    "INSERT INTO uploads (id, channel, length, filename, title, host) "
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    uid, channel, length, filename, title, self.node,
                 )  # fmt: skip
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -137,9 +140,9 @@ class Uploads:
         async with self.db.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO videos (id, channel, upload_id, title, duration_s, width, height, "
-                "source_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "source_bytes, host) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 vid, channel, uid, title, accepted.duration_s, accepted.source.width,
-                accepted.source.height, size,
+                accepted.source.height, size, self.node,
             )  # fmt: skip
             if not await upload_transition(conn, uid, "done", received=size, video_id=vid):
                 raise Conflict("the upload was terminated")
@@ -172,7 +175,9 @@ class Uploads:
         """Uploads whose every byte is on disk but that were never checked (the server died
         between the last write and ffprobe, so the client's last PATCH got no answer)."""
         rows = await self.db.fetch(
-            "SELECT id, channel, title, length FROM uploads WHERE state = 'receiving'"
+            "SELECT id, channel, title, length FROM uploads WHERE host = $1 "
+            "AND state = 'receiving'",
+            self.node,
         )
         finished = []
         for row in rows:
@@ -198,9 +203,10 @@ class Uploads:
         """Incomplete uploads idle past upload_expiry_s: marked expired, bytes deleted."""
         rows = await self.db.fetch(
             "UPDATE uploads SET state = 'expired', updated_at = now() "
-            "WHERE state = 'receiving' AND updated_at < now() - make_interval(secs => $1) "
-            "RETURNING id, channel",
+            "WHERE host = $2 AND state = 'receiving' "
+            "AND updated_at < now() - make_interval(secs => $1) RETURNING id, channel",
             self.settings.upload_expiry_s,
+            self.node,
         )
         for row in rows:
             await asyncio.to_thread(shutil.rmtree, self.upload_dir(row["id"]), True)
@@ -210,7 +216,8 @@ class Uploads:
         return [r["id"] for r in rows]
 
     async def _sweep(self) -> None:
-        """Upload folders no row needs any more (a crash between steps)."""
+        """Upload and video folders no row needs any more (a crash between steps, a delete
+        through another host)."""
         needed = {
             r["id"]
             for r in await self.db.fetch(
@@ -227,6 +234,17 @@ class Uploads:
                 if now - folder.stat().st_mtime > ORPHAN_AGE_S:
                     await asyncio.to_thread(shutil.rmtree, folder, True)
                     log.warning("upload folder without a row removed path=%s", folder.name)
+        # Ladders of deleted videos: a delete through another host left this host's files.
+        kept = {
+            r["id"] for r in await self.db.fetch("SELECT id FROM videos WHERE state <> 'deleted'")
+        }
+        for folder in await asyncio.to_thread(lambda: list(self.videos_root.glob("*/*"))):
+            if folder.name in kept or not folder.is_dir():
+                continue
+            with contextlib.suppress(OSError):
+                if now - folder.stat().st_mtime > ORPHAN_AGE_S:
+                    await asyncio.to_thread(shutil.rmtree, folder, True)
+                    log.warning("video folder without a row removed path=%s", folder.name)
 
     async def housekeeping_loop(self) -> None:
         """Expiry checks a few times per expiry period, at most once a minute."""
@@ -254,7 +272,11 @@ class Uploads:
         killed = await reap(self.run_dir)
         if killed:
             log.warning("video orphans reaped pids=%s", ",".join(map(str, killed)))
-        await self.db.execute("UPDATE videos SET state = 'queued' WHERE state = 'transcoding'")
+        # Rows from before hosts were recorded are this host's: right for the single-host
+        # deployments that existed then (with several, the first host to start takes them).
+        for table in ("uploads", "videos"):
+            await self.db.execute(f"UPDATE {table} SET host = $1 WHERE host = ''", self.node)
+        await self._requeue()
         self._unsubscribe = self.app[EVENTS].subscribe(self._on_stream)
         self._loops = [
             asyncio.create_task(self.queue.loop(), name="uploads-vod"),
@@ -274,7 +296,14 @@ class Uploads:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self.db.execute("UPDATE videos SET state = 'queued' WHERE state = 'transcoding'")
+            await self._requeue()
+
+    async def _requeue(self) -> None:
+        """This host's interrupted transcodes go back to the queue (others' still run)."""
+        await self.db.execute(
+            "UPDATE videos SET state = 'queued' WHERE host = $1 AND state = 'transcoding'",
+            self.node,
+        )
 
 
 async def uploads(app: web.Application) -> AsyncIterator[None]:

@@ -48,7 +48,9 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
 
     await wait_until(ladder_running, 60, "the live ladder")
     await app[DB].execute(
-        "INSERT INTO recordings (id, channel, state) VALUES ($1, 'gate', 'compressing')", rid
+        "INSERT INTO recordings (id, channel, state, host) VALUES ($1, 'gate', 'compressing', $2)",
+        rid,
+        state.node,
     )
     state.wake.set()
 

@@ -40,9 +40,10 @@ async def add(client: TestClient, state: str, days_old: float, mib: int) -> str:
     folder.mkdir(parents=True)
     (folder / "video.mp4").write_bytes(b"\0" * mib * MB)
     await app[DB].execute(
-        "INSERT INTO recordings (id, channel, state, started_at, bytes) "
-        "VALUES ($1, 'keep', $2, $3, $4)",
+        "INSERT INTO recordings (id, channel, state, started_at, bytes, host) "
+        "VALUES ($1, 'keep', $2, $3, $4, $5)",
         rid, state, datetime.now(UTC) - timedelta(days=days_old), mib * MB,
+        app[RECORDINGS].node,
     )  # fmt: skip
     return rid
 
