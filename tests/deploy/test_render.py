@@ -108,6 +108,20 @@ def test_split_edges_fetch_hls_from_the_media_host(split: Path) -> None:
         assert f"@{DATA}:6379/0" in env["ONAIR_REDIS_URL"]
 
 
+def test_split_edges_fetch_recordings_and_videos_from_the_media_host(split: Path) -> None:
+    """Their files live on the media host that made them; the edges ask each origin in turn."""
+    for edge in ("edge1", "edge2"):
+        conf = (split / edge / "nginx/nginx.conf").read_text()
+        block = re.search(r'location ~ "\^/\(vod\|videos\)/" \{(.*?)\n        \}', conf, re.S)
+        assert block, conf
+        assert "proxy_pass http://onair_hls;" in block[1]
+        assert "proxy_next_upstream error timeout http_404;" in block[1]
+    media = (split / "media1/nginx/nginx.conf").read_text()
+    private = media[media.index(f"listen {MEDIA}:8090;") :]
+    assert re.search(r"location /vod/ \{\s+proxy_pass http://onair;", private), private
+    assert "alias /srv/onair-media/videos/$1;" in private
+
+
 def test_split_media_host_is_an_origin_for_edges_only(split: Path) -> None:
     conf = (split / "media1/nginx/nginx.conf").read_text()
     assert "listen 1935;" in conf
