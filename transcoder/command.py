@@ -179,6 +179,17 @@ def _vod_window() -> list[str]:
     ]  # fmt: skip
 
 
+def working_dir(job: TranscodeJob) -> Path:
+    """The folder to start ffmpeg in: one of its rendition folders.
+
+    hlsenc creates the folder of `-hls_fmp4_init_filename` ("../%v") relative to its working
+    directory before it joins the name to the playlist's folder; from inside a rendition
+    folder "../<rung>" is a rendition folder again, from anywhere else it is a stray empty
+    folder beside the working directory (it made /360p, /480p, … under systemd).
+    """
+    return job.output_dir / job.renditions[0].name
+
+
 def build_args(job: TranscodeJob) -> list[str]:
     """The complete ffmpeg argv for a job: pure, no shell, deterministic."""
     c = job.config

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from transcoder import metrics
-from transcoder.command import TranscodeJob, build_args
+from transcoder.command import TranscodeJob, build_args, working_dir
 from transcoder.ladder import Rendition
 from transcoder.playlist import append_endlist, atomic_write, write_master
 from transcoder.probe import SourceInfo
@@ -198,6 +198,7 @@ class Supervisor:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *build_args(self._job),
+                cwd=working_dir(self._job),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -139,7 +139,9 @@ class VodQueue:
             source_path, out, renditions, accepted.source, config, self.settings.ffmpeg
         )
         started = time.monotonic()
-        rc, tail = await self._run_gated(vid, args, out, label, accepted.duration_s)
+        # Inside a rendition folder, as command.working_dir says: hlsenc makes "../%v" there.
+        cwd = out / renditions[0].name
+        rc, tail = await self._run_gated(vid, args, cwd, label, accepted.duration_s)
         if rc != 0:
             await self._failed(vid, channel, uid, f"transcode failed rc={rc}: {tail}")
             return
@@ -160,7 +162,7 @@ class VodQueue:
             log.info("video ready %s bytes=%d took=%.1fs", label, size, time.monotonic() - started)
 
     async def _run_gated(
-        self, vid: str, args: list[str], out: Path, label: str, duration_s: float
+        self, vid: str, args: list[str], cwd: Path, label: str, duration_s: float
     ) -> tuple[int, str]:
         """Run the ladder ffmpeg; pause it whenever the gate says live needs the CPU."""
         run: FfmpegRun | None = None
@@ -177,7 +179,7 @@ class VodQueue:
 
         job = asyncio.create_task(
             run_to_end(
-                args, cwd=out, pidfile=self.uploads.run_dir / f"ladder-{vid}.pid", label=label,
+                args, cwd=cwd, pidfile=self.uploads.run_dir / f"ladder-{vid}.pid", label=label,
                 priority=BACKGROUND_PRIORITY, on_start=on_start, on_progress=on_progress,
             )
         )  # fmt: skip

@@ -198,6 +198,9 @@ async def test_killed_ffmpeg_comes_back_and_playlist_continues(
     found = await wait_master(live_stack, "phoenix", 2)
     media_dir = live_stack.settings.media_root
     [pid] = ffmpeg_pids(media_dir)
+    # It runs inside a rendition folder: hlsenc's "../<rung>" stays in the channel's tree.
+    channel_dir = media_dir / "live" / "phoenix"
+    assert Path(os.readlink(f"/proc/{pid}/cwd")).parent == channel_dir
     uri = found[0][1]
     _, before, _ = await fetch(live_stack, f"/hls/phoenix/{uri}")
     before_segments = [ln for ln in before.decode().splitlines() if ln and not ln.startswith("#")]

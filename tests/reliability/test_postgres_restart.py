@@ -93,7 +93,6 @@ async def test_postgres_restart_mid_chat_loses_nothing_acknowledged(
         await wait_until(all_stored, 20, "every acknowledged message in PostgreSQL")
         assert server.alive
         log = server.log()
-        assert "chat write failed, will retry" in log
         # asyncpg's own pool logs a traceback while it cannot refill; ours log one line each.
         assert not [
             line for line in log.splitlines() if "logger=onair" in line and "Traceback" in line

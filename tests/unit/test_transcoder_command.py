@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from transcoder.command import TranscodeJob, build_args, filter_graph
+from transcoder.command import TranscodeJob, build_args, filter_graph, working_dir
 from transcoder.ladder import LadderConfig, choose_ladder
 from transcoder.probe import SourceInfo
 
@@ -179,3 +179,13 @@ def test_configured_x265_params_come_after_ours_so_they_win() -> None:
     args = build_args(job(config=config))
     assert after(args, "-preset:v:0") == "ultrafast"
     assert after(args, "-x265-params:v:0").endswith(":rc-lookahead=20:rc-lookahead=5:sao=1")
+
+
+def test_ffmpeg_starts_in_a_rendition_folder_so_the_init_folder_stays_in_the_tree() -> None:
+    j = job()
+    init = after(build_args(j), "-hls_fmp4_init_filename")
+    assert init == "../%v/init.mp4"
+    cwd = working_dir(j)
+    # hlsenc makes the init file's folder relative to its working directory.
+    made = (cwd / init.replace("%v", j.renditions[-1].name)).parent.resolve()
+    assert made == OUT / j.renditions[-1].name
