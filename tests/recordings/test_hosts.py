@@ -97,7 +97,9 @@ async def test_a_host_leaves_other_hosts_rows_alone(
         )
 
     await app[RECORDINGS].recovered.wait()
-    assert await state_of("recordings", b_stale) == "failed"  # B's own crash leftover
+    # B's own crash leftover is finalized (failed: no media), and B's retention, which runs
+    # at once over a volume above high water, may already have deleted it.
+    assert await state_of("recordings", b_stale) in ("failed", "deleted")
     await wait_until(b_caught_up, 20, "B's retention and VOD queue to do B's work")
     assert not (settings.media_root / "recordings" / "hosts" / b_ready).exists()
     # A's live recording, A's finished recording (and its file), A's queued video: untouched.
