@@ -178,10 +178,14 @@ async def go_live(app: web.Application, slug: str, *, resume: bool = False) -> N
 
 
 async def go_offline(app: web.Application, slug: str) -> None:
-    """Stop the ladder gracefully, mark offline, tell chat."""
+    """Mark offline and tell everyone (pages, chat, recordings), then stop the ladder.
+
+    In that order: a graceful FFmpeg stop may take its whole grace period, and viewers
+    should not see "Live" for a stream that has already ended.
+    """
     app[LIVE].go_offline(slug)
-    await app[TRANSCODERS].stop(slug)
     await app[EVENTS].publish(StreamEvent(slug, live=False))
+    await app[TRANSCODERS].stop(slug)
 
 
 async def ingest(app: web.Application) -> AsyncIterator[None]:
