@@ -44,7 +44,7 @@ async def on_delete(chat: Chat, sid: str, data: Any) -> Ack:
         return {"ok": False, "error": "bad_request"}
     await chat.state.delete(channel, message_id)
     assert chat.writer is not None
-    chat.writer.delete(message_id)
+    chat.writer.delete(channel, message_id)
     await chat.sio.emit("deleted", {"channel": channel, "id": message_id}, room=channel)
     log.info("chat delete channel=%s id=%s moderator=%s", channel, message_id, member.user["id"])
     return {"ok": True}

@@ -54,7 +54,7 @@ class MessageWriter:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._pending: list[Pending] = []
-        self._deletes: dict[str, int] = {}  # message id -> attempts left
+        self._deletes: dict[tuple[str, str], int] = {}  # (channel, message id) -> attempts left
         self._lock = asyncio.Lock()
         self._full = asyncio.Event()
 
@@ -69,9 +69,10 @@ class MessageWriter:
             self._full.set()
         CHAT_PENDING.set(len(self._pending))
 
-    def delete(self, message_id: str) -> None:
-        """Queue a soft delete; applied after the inserts queued before it."""
-        self._deletes[message_id] = DELETE_ATTEMPTS
+    def delete(self, channel: str, message_id: str) -> None:
+        """Queue a soft delete of a message of `channel` (only there: the moderator's power
+        was checked there); applied after the inserts queued before it."""
+        self._deletes[(channel, message_id)] = DELETE_ATTEMPTS
 
     @property
     def pending(self) -> int:
@@ -102,17 +103,19 @@ class MessageWriter:
                 del self._pending[: len(batch)]
                 CHAT_PENDING.set(len(self._pending))
             if self._deletes:
-                ids = list(self._deletes)
+                wanted = list(self._deletes)
                 found = await self._pool.fetch(
-                    "UPDATE chat_messages SET deleted_at = coalesce(deleted_at, now())"
-                    " WHERE id = ANY($1::text[]) RETURNING id",
-                    ids,
+                    "UPDATE chat_messages m SET deleted_at = coalesce(m.deleted_at, now())"
+                    " FROM unnest($1::text[], $2::text[]) AS d(channel, id)"
+                    " WHERE m.id = d.id AND m.channel = d.channel RETURNING m.channel, m.id",
+                    [channel for channel, _ in wanted],
+                    [message_id for _, message_id in wanted],
                 )
-                done = {r["id"] for r in found}
-                for message_id in ids:
-                    left = self._deletes.pop(message_id)
-                    if message_id not in done and left > 1:
-                        self._deletes[message_id] = left - 1
+                done = {(r["channel"], r["id"]) for r in found}
+                for key in wanted:
+                    left = self._deletes.pop(key)
+                    if key not in done and left > 1:
+                        self._deletes[key] = left - 1
 
     async def _insert(self, batch: list[Pending]) -> None:
         try:

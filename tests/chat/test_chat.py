@@ -356,3 +356,30 @@ async def test_metrics_count_chat(chat_settings: Settings, serve: Serve, connect
     ):
         assert name in text
     assert REGISTRY.get_sample_value("onair_chat_messages_accepted_total") == before + 1
+
+
+async def test_a_moderator_deletes_only_in_the_channel_they_moderate(
+    chat_settings: Settings, serve: Serve, connect: Connect
+) -> None:
+    server = await serve(chat_settings)
+    await make_channel(server.app, "home")
+    await make_channel(server.app, "away")
+    mod = await connect(server.url, "10.0.0.1", token=await moderator_token(server, "home"))
+    assert (await mod.call("join", {"channel": "home"}))["user"]["role"] == "moderator"
+    writer = await connect(server.url, "10.0.0.2")
+    await writer.call("join", {"channel": "away", "name": "Writer"})
+    target = await writer.call("message", {"channel": "away", "text": "not yours to delete"})
+    # The power is checked in "home"; the message lives in "away".
+    assert await mod.call("delete", {"channel": "home", "id": target["id"]}) == {"ok": True}
+    mine = await writer.call("message", {"channel": "away", "text": "after the attempt"})
+    db = server.app[DB]
+
+    async def stored(message_id: str) -> bool:
+        return bool(await db.fetchval("SELECT 1 FROM chat_messages WHERE id = $1", message_id))
+
+    await poll(lambda: stored(mine["id"]))  # written after the delete was queued
+    assert not writer.events["deleted"]
+    url = f"{server.url}/api/channels/away/messages"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        texts = [m["text"] for m in await response.json()]
+    assert texts == ["not yours to delete", "after the attempt"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import aiohttp
 import pytest
 import socketio
 
+from server.nginx import nginx_binary
 from server.settings import Settings
 from tests.conftest import ADMIN_TOKEN, running_nginx
 from tests.reliability.conftest import (
@@ -18,8 +21,10 @@ from tests.reliability.conftest import (
     ServeProcess,
     create_channel,
     create_moderator,
+    end,
     get_json,
     push_file,
+    wait_until,
 )
 
 Connect = Callable[..., Awaitable[Chatter]]
@@ -151,3 +156,35 @@ async def test_admin_moderator_and_hook_secrets_never_reach_a_log(
         for where, text in logs.items():
             for what, secret in secrets.items():
                 assert secret not in text, f"{what} in {where}"
+
+
+def compiled_log_paths() -> list[Path]:
+    """The log files nginx writes when a config names none (`nginx -V`: --*-log-path=)."""
+    found = subprocess.run(
+        [nginx_binary(), "-V"], capture_output=True, text=True, check=True
+    ).stderr
+    paths = re.findall(r"--(?:http-log|error-log)-path=(\S+)", found)
+    return [Path(p) for p in paths if p.startswith("/")]
+
+
+async def test_a_stream_key_used_to_publish_reaches_no_log(
+    settings: Settings, serve_process: ServeProcess, tiny_flv: Path
+) -> None:
+    async with running_nginx(settings) as prefix:
+        server = await serve_process(settings, log_level="DEBUG")
+        key = await create_channel(server.url, "secretive")
+        publisher = await push_file(tiny_flv, f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}")
+
+        async def live(want: bool) -> bool:
+            return (await get_json(f"{server.url}/api/channels/secretive"))[1]["live"] is want
+
+        await wait_until(lambda: live(True), 30, "the channel to go live")
+        await end(publisher)
+        await wait_until(lambda: live(False), 30, "the channel to go offline")
+        logs = [server.log_path, *prefix.rglob("*"), *compiled_log_paths()]
+        # nginx-rtmp logs a session when it closes: give a worker that is still writing a moment.
+        await asyncio.sleep(1)
+    for path in logs:
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), f"stream key in {path}"
+    assert "publish accepted channel=secretive" in server.log()
