@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transcoder.ladder import LadderConfig  # noqa: E402
+from transcoder.live.ladder import LadderConfig  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

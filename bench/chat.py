@@ -52,20 +52,13 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
+from harness import cpu_seconds, free_port, open_tempdir, stop_process, wait_for  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
-from http_load import (  # noqa: E402
-    cpu_seconds,
-    free_port,
-    load,
-    open_tempdir,
-    stop_process,
-    version,
-    wait_for,
-)
+from http_load import load, version  # noqa: E402
 
-from server.pgcluster import PgCluster  # noqa: E402
+from server.ops.pgcluster import PgCluster  # noqa: E402
+from server.ops.stack import server_environ  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from server.stack import server_environ  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SLUG = "bench"

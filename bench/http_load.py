@@ -43,13 +43,10 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -57,16 +54,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-# The bench reuses the tests' helpers (tests.conftest), so the repository root goes first.
+# The server package is imported from this checkout: the repository root goes first.
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from harness import (  # noqa: E402
+    Stack,
+    cpu_seconds,
+    descendants,
+    private_stack,
+    stop_process,
+    wait_for,
+)
 from host import describe_host, write_results  # noqa: E402
 
-from server import nginx  # noqa: E402
-from server.pgcluster import PgCluster  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from server.stack import server_environ  # noqa: E402
+from server.ops import nginx  # noqa: E402
+from server.ops.pgcluster import PgCluster  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CHANNELS = 20
@@ -84,46 +87,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 PLAYLIST = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1200\n"
 PLAYLIST += '#EXT-X-MAP:URI="init.mp4"\n'
 PLAYLIST += "".join(f"#EXTINF:2.000000,\nseg_a1b2c3_{n}.m4s\n" for n in range(1200, 1206))
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def open_tempdir(prefix: str) -> Path:
-    """A temp folder postgres and nginx's workers can enter when we run as root."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds of the processes (0 for any that is gone)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
-
-
-def children(pid: int) -> list[int]:
-    """pid and its direct children (nginx's master and workers)."""
-    found = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def version(args: Sequence[str], pattern: str = r".+") -> str:
@@ -213,24 +176,6 @@ class Load:
         return self.requests / self.seconds
 
 
-@dataclass
-class Stack:
-    """The private stack the bench runs against."""
-
-    settings: Settings
-    server_pid: int
-    nginx_pid: int
-    work: Path
-
-    @property
-    def nginx_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
-
-    @property
-    def server_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.server_port}"
-
-
 async def run_wrk(
     stack: Stack,
     name: str,
@@ -244,7 +189,7 @@ async def run_wrk(
     """wrk (one thread: the other core is the server's) against url; bounded by seconds."""
     script = stack.work / f"{name}.lua"
     script.write_text(wrk_script(variants, method))
-    nginx_pids = children(stack.nginx_pid)
+    nginx_pids = [stack.nginx_pid, *descendants(stack.nginx_pid)]
     cpu0 = cpu_seconds([stack.server_pid]), cpu_seconds(nginx_pids)
     process = await asyncio.create_subprocess_exec(
         "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
@@ -287,97 +232,6 @@ async def run_wrk(
         flush=True,
     )
     return result
-
-
-# --- the stack ----------------------------------------------------------------------------
-
-
-async def wait_for(url: str, timeout: float, what: str, status: int = 200) -> None:
-    """Poll url until it answers `status`; fail naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == status:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-            await asyncio.sleep(0.05)
-
-
-async def stop_process(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
-    """Signal, wait up to 10 s, then SIGKILL."""
-    if process.returncode is not None:
-        return
-    process.send_signal(sig)
-    try:
-        await asyncio.wait_for(process.wait(), 10)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
-@asynccontextmanager
-async def private_stack(
-    root: Path = ROOT, *, overrides: dict[str, Any] | None = None, log_level: str | None = None
-) -> AsyncIterator[Stack]:
-    """PostgreSQL, nginx and `onair serve` (root's server package) on free loopback ports.
-
-    overrides: Settings fields to change; log_level: the server's ONAIR_LOG_LEVEL.
-    Everything is stopped on the way out.
-    """
-    async with AsyncExitStack() as stack:
-        work = open_tempdir("onair-bench-http-")
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
-        cluster = PgCluster(work / "pg")
-        stack.push_async_callback(cluster.stop)
-        await cluster.start()
-        media = work / "media"
-        (media / "live").mkdir(parents=True)
-        media.chmod(0o755)
-        settings = Settings(
-            data_dir=work / "data",
-            media_dir=media,
-            http_host="127.0.0.1",
-            http_port=free_port(),
-            server_port=free_port(),
-            rtmp_port=free_port(),
-            database_url=cluster.url(),
-            admin_token=secrets.token_urlsafe(16),
-            hook_secret=secrets.token_urlsafe(16),
-            secret_key=secrets.token_urlsafe(16),
-            min_free_bytes=0,
-            **(overrides or {}),
-        )
-        settings.data_dir.mkdir()
-
-        layout = nginx.NginxLayout(open_tempdir("onair-bench-nginx-"))
-        stack.callback(shutil.rmtree, layout.prefix, ignore_errors=True)
-        values = nginx.config_values(settings, layout.prefix)
-        # The template's own optional knobs: one load generator is one address, so the
-        # per-address API limit (20 r/s) would answer 429 to nearly everything.
-        values |= {"api_rate": 1_000_000, "api_burst": 1_000_000}
-        nginx.write_config(layout, values)
-        nginx.test_config(layout)
-        nginx_process = await nginx.start_nginx(layout)
-        stack.push_async_callback(nginx.stop_nginx, nginx_process)
-        await wait_for(f"http://127.0.0.1:{settings.http_port}/nginx-health", 20, "nginx")
-
-        log = (work / "server.log").open("wb")
-        stack.callback(log.close)
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "serve",
-            env=server_environ(settings) | ({"ONAIR_LOG_LEVEL": log_level} if log_level else {}),
-            cwd=root,
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
-        )  # fmt: skip
-        stack.push_async_callback(stop_process, server)
-        await wait_for(f"http://127.0.0.1:{settings.server_port}/metrics", 60, "onair serve")
-        yield Stack(settings, server.pid, nginx_process.pid or 0, work)
 
 
 async def seed(stack: Stack) -> dict[str, str]:

@@ -45,16 +45,15 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from chat import rss_bytes  # noqa: E402
-from host import write_results  # noqa: E402
-from http_load import (  # noqa: E402
-    children,
+from harness import (  # noqa: E402
     cpu_seconds,
-    load,
-    machine,
+    descendants,
     private_stack,
     stop_process,
     wait_for,
 )
+from host import write_results  # noqa: E402
+from http_load import load, machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SLUG = "latency"
@@ -212,7 +211,7 @@ async def watch_rung(
 def transcoders(server_pid: int) -> list[int]:
     """The server's ffmpeg children (one per live channel)."""
     found = []
-    for pid in children(server_pid)[1:]:
+    for pid in descendants(server_pid):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "ffmpeg":
                 found.append(pid)

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
+from harness import Stack, private_stack, stop_process, wait_for  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
-from http_load import Stack, private_stack, stop_process, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ROOMS = 5

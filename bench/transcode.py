@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from host import describe_host, write_results  # noqa: E402
 
-from transcoder.command import TranscodeJob, build_args  # noqa: E402
-from transcoder.ladder import LadderConfig, Rendition, Rung, choose_ladder  # noqa: E402
-from transcoder.playlist import append_endlist  # noqa: E402
-from transcoder.probe import SourceInfo, probe_source  # noqa: E402
+from transcoder.ffmpeg.probe import SourceInfo, probe_source  # noqa: E402
+from transcoder.live.command import TranscodeJob, build_args  # noqa: E402
+from transcoder.live.ladder import LadderConfig, Rendition, Rung, choose_ladder  # noqa: E402
+from transcoder.live.playlist import append_endlist  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from harness import Stack, cpu_seconds, descendants, private_stack
 from host import describe_host, write_results
-from http_load import Stack, children, cpu_seconds, private_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BLOCK = 1024 * 1024
@@ -126,7 +126,7 @@ async def _measure(stack: Stack, count: int, size: int, chunk: int) -> dict[str,
             f"{base}/api/channels", json={"slug": "bench", "title": "bench"}, headers=admin
         ) as response:
             assert response.status == 201, await response.text()
-        nginx_pids = children(stack.nginx_pid)
+        nginx_pids = [stack.nginx_pid, *descendants(stack.nginx_pid)]
         server_rss0, nginx_rss0 = rss([stack.server_pid]), rss(nginx_pids)
         peaks = {"server": server_rss0, "nginx": nginx_rss0}
         cpu0 = {"server": cpu_seconds([stack.server_pid]), "nginx": cpu_seconds(nginx_pids)}

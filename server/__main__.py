@@ -13,11 +13,12 @@ from typing import Any
 import asyncpg
 import uvloop
 
-from server import channels, nginx
-from server.errors import ApiError
+from server.channels.store import ChannelStore, check_slug, check_title
 from server.logs import setup_logging
-from server.pgcluster import PgCluster
+from server.ops import nginx
+from server.ops.pgcluster import PgCluster
 from server.settings import Settings, SettingsError, load_settings
+from server.web.errors import ApiError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,22 +66,23 @@ def resolve_database_url(settings: Settings) -> str:
 async def channel_command(settings: Settings, args: argparse.Namespace) -> int:
     """`onair channel …` straight against the database."""
     pool = await asyncpg.create_pool(resolve_database_url(settings), min_size=1, max_size=1)
+    channels = ChannelStore(pool)
     try:
         if args.action == "create":
-            slug = channels.check_slug(args.slug)
-            title = channels.check_title(args.title or slug)
-            channel, key = await channels.create_channel(pool, slug, title)
+            slug = check_slug(args.slug)
+            title = check_title(args.title or slug)
+            channel, key = await channels.create(slug, title)
             print(f"channel {channel.slug} created")
             print(f"stream key: {key}  (shown once; keep it secret)")
         elif args.action == "list":
-            for c in await channels.list_channels(pool):
+            for c in await channels.list():
                 state = "disabled" if c.disabled else "enabled"
                 print(f"{c.slug}\t{state}\t{c.created_at:%Y-%m-%d}\t{c.title}")
         elif args.action == "rotate-key":
-            key = await channels.rotate_key(pool, args.slug)
+            key = await channels.rotate_key(args.slug)
             print(f"new stream key for {args.slug}: {key}  (the old key no longer works)")
         elif args.action == "delete":
-            await channels.delete_channel(pool, args.slug)
+            await channels.delete(args.slug)
             print(f"channel {args.slug} deleted")
     except ApiError as err:
         print(f"onair: {err.message}", file=sys.stderr)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
 
     if args.command == "up":
-        from server.stack import run_stack
+        from server.ops.stack import run_stack
 
         return run_async(lambda: run_stack(settings))
     if args.command == "serve":

@@ -1,65 +1,43 @@
-"""create_app(settings): cleanup contexts in dependency order, middlewares, routes."""
+"""create_app(settings): cleanup contexts in dependency order, middlewares, routes.
+
+Each context builds one service from the ones before it and hands it its peers; shutdown
+runs them in reverse, so chat flushes and recordings finalize while the pool is open, and
+every FFmpeg is stopped before the server exits.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from server import (
-    api,
-    chat,
-    chat_api,
-    db,
-    health,
-    ingest,
-    ladders,
-    metrics,
-    openapi,
-    pages,
-    recordings,
-    uploads,
-    viewers,
-)
-from server.chat_fallback import redis_options
-from server.errors import error_middleware
-from server.events import EventBus
-from server.keys import EVENTS, HTTP, LIVE, REDIS, SETTINGS
-from server.live import LiveRegistry
-from server.settings import Settings
+from server import clients, db
+from server.background import slot
+from server.channels import api as channels_api
+from server.channels import store as channels_store
+from server.chat import api as chat_api
+from server.chat import room as chat
+from server.events import EVENTS, EventBus
+from server.live import hooks, playlists, streams, thumbnails, viewers
+from server.pages import render as pages
+from server.recordings import api as recordings_api
+from server.recordings import service as recordings
+from server.settings import SETTINGS, Settings
+from server.uploads import api as uploads_api
+from server.uploads import service as uploads
+from server.uploads import tus
+from server.web import health, metrics, openapi
+from server.web.errors import error_middleware
+from transcoder.layout import MediaLayout
 
 # JSON bodies here are small; a large one is a mistake or an attack.
 CLIENT_MAX_SIZE = 64 * 1024
 
 
-async def http_client(app: web.Application) -> AsyncIterator[None]:
-    """One outgoing HTTP session (health checks, nginx stats) for the life of the app."""
-    async with aiohttp.ClientSession() as session:
-        app[HTTP] = session
-        yield
-
-
-async def redis_client(app: web.Application) -> AsyncIterator[None]:
-    """A Redis client when ONAIR_REDIS_URL is set (viewer counts shared across hosts)."""
-    url = app[SETTINGS].redis_url
-    if url is None:
-        app[REDIS] = None
-        yield
-        return
-    # Viewer counts are a background loop: fail fast while Redis is away, retry next tick.
-    client = aioredis.from_url(url, **redis_options())
-    app[REDIS] = client
-    yield
-    await client.aclose()
-
-
 async def media_dirs(app: web.Application) -> AsyncIterator[None]:
     """Make sure the media volume's folders exist before anything writes there."""
-    root = app[SETTINGS].media_root
-    for sub in ("live", "recordings", "uploads", "videos"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+    for folder in MediaLayout(app[SETTINGS].media_root).served():
+        folder.mkdir(parents=True, exist_ok=True)
     yield
 
 
@@ -70,31 +48,36 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[SETTINGS] = settings
-    app[LIVE] = LiveRegistry()
     app[EVENTS] = EventBus()
     app.cleanup_ctx.extend(
         [
-            http_client,
+            clients.http_client,
             media_dirs,
-            redis_client,
+            clients.redis_client,
             db.postgres,
-            chat.chat_context,  # after the pool: chat flushes before it closes
-            ingest.ingest,
-            ladders.ladders,
-            # After the ladders (it reads their speed) and before nothing that needs it: on the
-            # way down recorders stop and finalize first, while the pool is still open.
-            recordings.recordings,
-            uploads.uploads,  # after recordings: the VOD queue waits while compression runs
+            channels_store.channel_store,
+            streams.live_streams,  # publishers, live sessions and every channel's ladder
+            playlists.playlist_cache,
             viewers.viewer_sessions,
+            thumbnails.thumbnails,
+            chat.chat_context,  # after the pool: chat flushes before it closes
+            slot.encoder_slot,  # before recordings and uploads, which hand it their jobs
+            recordings.recordings,
+            uploads.uploads,
         ]
     )
-    app.add_routes(api.routes)
-    app.add_routes(ingest.routes)
-    app.add_routes(viewers.routes)
-    app.add_routes(chat_api.routes)
-    app.add_routes(recordings.routes)
-    app.add_routes(uploads.routes)
-    pages.setup(app)  # /, /watch/<slug>, /static/, /thumb/; security headers on pages
+    for routes in (
+        channels_api.routes,
+        hooks.routes,
+        playlists.routes,
+        thumbnails.routes,
+        chat_api.routes,
+        recordings_api.routes,
+        tus.routes,
+        uploads_api.routes,
+    ):
+        app.add_routes(routes)
+    pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages
     chat.attach(app)
     app.router.add_get("/api/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", health.healthz)

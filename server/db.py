@@ -11,10 +11,10 @@ from importlib import resources
 import asyncpg
 from aiohttp import web
 
-from server import channels
-from server.keys import DB, SETTINGS
+from server.settings import SETTINGS
 
 log = logging.getLogger("onair.db")
+DB: web.AppKey[asyncpg.Pool] = web.AppKey("db", asyncpg.Pool)
 
 # Any constant will do: two processes migrating at once queue on this lock.
 MIGRATION_LOCK_ID = 0x0A1A_0001
@@ -100,8 +100,4 @@ async def postgres(app: web.Application) -> AsyncIterator[None]:
     await migrate_url(url)
     async with asyncpg.create_pool(url, min_size=1, max_size=10, reset=keep_session) as pool:
         app[DB] = pool
-        channels.LISTINGS[pool] = channels.Listing()
-        try:
-            yield
-        finally:
-            channels.LISTINGS.pop(pool, None)
+        yield

@@ -1,4 +1,4 @@
-"""The in-process event bus: ingest publishes stream start/stop, chat relays it to rooms."""
+"""The in-process event bus: streams publish start/stop; chat, recordings and uploads listen."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 log = logging.getLogger("onair.events")
 
@@ -41,3 +43,6 @@ class EventBus:
                 raise
             except Exception:
                 log.exception("event listener failed channel=%s live=%s", event.channel, event.live)
+
+
+EVENTS: web.AppKey[EventBus] = web.AppKey("events", EventBus)

@@ -9,12 +9,19 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from transcoder.recordings.policy import X265_PRESETS, Window
+from aiohttp import web
 
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+from transcoder.layout import SLUG_PATTERN
+from transcoder.live.encoders import PRESETS
+from transcoder.schedule import Window
+
+__all__ = ["SETTINGS", "SLUG_PATTERN", "Settings", "SettingsError", "load_settings"]
+
+# x265's presets, fastest first, as people list them.
+X265_PRESETS = tuple(reversed(PRESETS["libx265"]))
 
 
 class SettingsError(Exception):
@@ -91,11 +98,32 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _parse_port(raw: Any) -> int:
-    port = int(raw)
-    if not 1 <= port <= 65535:
-        raise ValueError
-    return port
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+
+N = TypeVar("N", int, float)
+
+
+def _number(kind: Callable[[Any], N], accepts: Callable[[N], bool]) -> Callable[[Any], N]:
+    """A parser for an int or float setting that `accepts` the value of."""
+
+    def parse(raw: Any) -> N:
+        value = kind(raw)
+        if not accepts(value):
+            raise ValueError
+        return value
+
+    return parse
+
+
+_parse_port = _number(int, lambda v: 1 <= v <= 65535)
+_parse_bytes = _number(int, lambda v: v >= 0)
+_parse_count = _number(int, lambda v: v >= 1)
+_parse_seconds = _number(float, lambda v: 0 < v <= 3600)
+_parse_fraction = _number(float, lambda v: 0 < v < 1)
+_parse_days = _number(int, lambda v: 0 <= v <= 36500)
+_parse_crf = _number(int, lambda v: 0 <= v <= 51)
+_parse_margin = _number(float, lambda v: 1 <= v <= 10)
+_parse_expiry = _number(float, lambda v: 1 <= v <= 30 * 86400)
 
 
 def _parse_path(raw: Any) -> Path:
@@ -138,47 +166,12 @@ def _parse_hosts(raw: Any) -> tuple[str, ...]:
     return hosts
 
 
-def _parse_bytes(raw: Any) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError
-    return value
-
-
-def _parse_count(raw: Any) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError
-    return value
-
-
 def _parse_origins(raw: Any) -> tuple[str, ...]:
     origins = _parse_hosts(raw)
     for origin in origins:
         if origin != "*" and urlsplit(origin).scheme not in ("http", "https"):
             raise ValueError
     return tuple(o.rstrip("/") for o in origins)
-
-
-def _parse_seconds(raw: Any) -> float:
-    value = float(raw)
-    if not 0 < value <= 3600:
-        raise ValueError
-    return value
-
-
-def _parse_fraction(raw: Any) -> float:
-    value = float(raw)
-    if not 0 < value < 1:
-        raise ValueError
-    return value
-
-
-def _parse_days(raw: Any) -> int:
-    value = int(raw)
-    if not 0 <= value <= 36500:
-        raise ValueError
-    return value
 
 
 def _parse_window(raw: Any) -> str:
@@ -193,27 +186,6 @@ def _parse_preset(raw: Any) -> str:
     if raw not in X265_PRESETS:
         raise ValueError
     return str(raw)
-
-
-def _parse_crf(raw: Any) -> int:
-    value = int(raw)
-    if not 0 <= value <= 51:
-        raise ValueError
-    return value
-
-
-def _parse_margin(raw: Any) -> float:
-    value = float(raw)
-    if not 1 <= value <= 10:
-        raise ValueError
-    return value
-
-
-def _parse_expiry(raw: Any) -> float:
-    value = float(raw)
-    if not 1 <= value <= 30 * 86400:
-        raise ValueError
-    return value
 
 
 def _parse_level(raw: Any) -> str:

@@ -1,4 +1,11 @@
-"""Fixtures that start real processes (PostgreSQL, the app) on free ports and poll until ready."""
+"""Fixtures that start real processes (PostgreSQL, Redis, the app, nginx, FFmpeg) on free
+ports and poll until they are ready, and the helpers every suite shares.
+
+A server under test runs one of two ways: in this process (`serve`, `client`, `live_stack`:
+aiohttp's TestServer around create_app, so a test can look at the app) or as its own process
+(`serve_process`: `onair serve` as systemd runs it, with its log in a file). The process
+helpers (ports, folders, /proc, Redis, nginx) are bench/harness.py's, shared with the benches.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +14,53 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-import redis
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from server import nginx
+from bench.harness import (
+    RedisProcess,
+    answers,
+    descendants,
+    ffmpeg_pids,
+    free_port,
+    open_tempdir,
+    running_nginx,
+    start_serve,
+    stop_process,
+    wait_until,
+)
 from server.app import create_app
-from server.pgcluster import PgCluster
+from server.channels.store import ChannelStore
+from server.db import migrate
+from server.ops.pgcluster import PgCluster
 from server.settings import Settings
-from server.stack import server_environ
+
+__all__ = [
+    "RedisProcess",
+    "answers",
+    "descendants",
+    "ffmpeg_pids",
+    "free_port",
+    "open_tempdir",
+    "running_nginx",
+    "stop_process",
+    "wait_until",
+]
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def open_tempdir(prefix: str) -> Path:
-    """A temp folder the unprivileged users (postgres, www-data) can enter when we are root.
-
-    pytest's own tmp_path lives under a 0700 folder, closed to them.
-    """
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
+# -- PostgreSQL, Redis, settings -------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -81,48 +93,18 @@ async def database_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
-    """One redis-server for the run: no persistence, loopback only, polled until PING answers."""
-    port = free_port()
-    folder = open_tempdir("onair-redis-")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    try:
-        while True:
-            try:
-                with redis.Redis.from_url(url) as probe:
-                    if probe.ping():
-                        break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+    """One redis-server for the run (a test that kills Redis starts its own)."""
+    server = RedisProcess()
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
 def redis_url(redis_server: str) -> str:
     """The shared redis-server, emptied for this test."""
+    import redis
+
     with redis.Redis.from_url(redis_server) as conn:
         conn.flushall()
     return redis_server
@@ -155,18 +137,9 @@ def settings(database_url: str, media_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
-    """The real app (migrations, pool) behind aiohttp's test client.
-
-    `settings` comes first so the database outlives the app on the way down.
-    """
-    return await aiohttp_client(create_app(settings))
-
-
-@pytest.fixture
 def admin() -> dict[str, str]:
     """Headers that carry the admin token."""
-    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    return dict(ADMIN)
 
 
 @pytest.fixture
@@ -177,30 +150,49 @@ def onair_env(database_url: str) -> dict[str, str]:
     return env
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2
-) -> None:
-    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
+# -- the server in this process ----------------------------------------------------------------
 
 
-async def answers_200(url: str) -> bool:
-    """True when `url` answers 200; False while nothing listens yet."""
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
+@pytest.fixture
+async def client(settings: Settings, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    """The real app (migrations, pool) behind aiohttp's test client, for request-level tests.
+
+    `settings` comes first so the database outlives the app on the way down.
+    """
+    return await aiohttp_client(create_app(settings))
+
+
+@dataclass
+class Running:
+    """An app served in this process on a real loopback port."""
+
+    app: web.Application
+    server: TestServer
+    url: str
+
+    async def stop(self) -> None:
+        """Graceful stop: what `onair serve` does on SIGTERM."""
+        await self.server.close()
+
+
+Serve = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def serve(aiohttp_server) -> AsyncIterator[Serve]:  # type: ignore[no-untyped-def]
+    """Start the real app on a port (a free one unless given); all are stopped at the end."""
+
+    async def start(settings: Settings, port: int | None = None) -> Running:
+        app = create_app(settings)
+        server = await aiohttp_server(app, port=port or free_port(), shutdown_timeout=5)
+        return Running(app, server, f"http://127.0.0.1:{server.port}")
+
+    yield start
 
 
 @dataclass
 class LiveStack:
-    """A real server on a real port behind a real nginx-rtmp, for media tests."""
+    """A real server on settings.server_port behind a real nginx-rtmp, for media tests."""
 
     app: web.Application
     settings: Settings
@@ -214,36 +206,127 @@ class LiveStack:
         return f"rtmp://127.0.0.1:{self.settings.rtmp_port}/live/{name}"
 
 
-@asynccontextmanager
-async def running_nginx(settings: Settings) -> AsyncIterator[Path]:
-    """nginx rendered from nginx/ in front of settings.server_port; yields its prefix."""
-    layout = nginx.NginxLayout(open_tempdir("onair-nginx-"))
-    values = nginx.config_values(settings, layout.prefix)
-    nginx.write_config(layout, values)
-    nginx.test_config(layout)
-    process = await nginx.start_nginx(layout)
+@pytest.fixture
+async def live_stack(settings: Settings, serve: Serve) -> AsyncIterator[LiveStack]:
+    """The app on settings.server_port with nginx in front of it."""
+    running = await serve(settings, port=settings.server_port)
+    async with running_nginx(settings) as prefix:
+        yield LiveStack(running.app, settings, prefix)
+        # The app first, so its FFmpeg pulls end: nginx-rtmp's graceful quit waits for them.
+        await running.stop()
 
-    async def nginx_up() -> bool:
-        assert process.returncode is None, nginx.error_log_tail(layout)
-        return await answers_200(f"http://127.0.0.1:{settings.http_port}/nginx-health")
 
-    try:
-        await wait_until(nginx_up, 20, "nginx to answer")
-        yield layout.prefix
-    finally:
-        await nginx.stop_nginx(process)
-        shutil.rmtree(layout.prefix, ignore_errors=True)
+# -- the server as its own process -------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """One `onair serve` child: its settings, its process and its captured log file."""
+
+    settings: Settings
+    process: asyncio.subprocess.Process
+    log_path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.server_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+
+ServeProcess = Callable[..., Awaitable[Served]]
 
 
 @pytest.fixture
-async def live_stack(settings: Settings, aiohttp_server) -> AsyncIterator[LiveStack]:  # type: ignore[no-untyped-def]
-    """create_app on settings.server_port with nginx in front of it."""
-    app = create_app(settings)
-    server = await aiohttp_server(app, port=settings.server_port)
-    async with running_nginx(settings) as prefix:
-        yield LiveStack(app, settings, prefix)
-        # The app first, so its FFmpeg pulls end: nginx-rtmp's graceful quit waits for them.
-        await server.close()
+async def serve_process(tmp_path: Path) -> AsyncIterator[ServeProcess]:
+    """Start `onair serve` children (logs to a file, optional RLIMIT_NOFILE); all stopped after."""
+    started: list[Served] = []
+
+    async def start(
+        settings: Settings, *, nofile: int | None = None, log_level: str = "INFO"
+    ) -> Served:
+        log_path = tmp_path / f"serve-{settings.server_port}.log"
+        with log_path.open("ab") as log_file:
+            try:
+                process = await start_serve(
+                    settings, log=log_file, env={"ONAIR_LOG_LEVEL": log_level}, nofile=nofile
+                )
+            except AssertionError as err:
+                raise AssertionError(f"{err}: {log_path.read_text()[-2000:]}") from err
+        served = Served(settings, process, log_path)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        await stop_process(served.process, signal.SIGTERM, grace=20)
+
+
+# -- channels and HTTP, as a client would ------------------------------------------------------
+
+
+async def create_channel(base_url: str, slug: str) -> str:
+    """A channel through the admin API; returns its stream key."""
+    body = {"slug": slug, "title": slug.title()}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base_url}/api/channels", json=body, headers=ADMIN) as response,
+    ):
+        assert response.status == 201, await response.text()
+        return str((await response.json())["stream_key"])
+
+
+async def create_moderator(base_url: str, slug: str) -> str:
+    """A moderator token for `slug` through the admin API."""
+    url = f"{base_url}/api/channels/{slug}/moderators"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json={"name": "Mod"}, headers=ADMIN) as response,
+    ):
+        assert response.status == 201, await response.text()
+        return str((await response.json())["token"])
+
+
+async def channel_in_database(database_url: str, slug: str) -> str:
+    """Migrate and create a channel before any server runs; returns its stream key."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn)
+        _, key = await ChannelStore(conn).create(slug, slug)
+        return key
+    finally:
+        await conn.close()
+
+
+async def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Status and JSON body (None when the body is not JSON)."""
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        try:
+            return response.status, await response.json(content_type=None)
+        except ValueError:
+            return response.status, None
+
+
+async def json_of(url: str) -> Any:
+    """The JSON body of an answer that must be 200."""
+    status, body = await get_json(url)
+    assert status == 200, (status, body)
+    return body
+
+
+async def get_text(url: str) -> tuple[int, str]:
+    """Status and body text."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+# -- a publisher, as OBS -----------------------------------------------------------------------
 
 
 class Publisher:
@@ -254,13 +337,7 @@ class Publisher:
 
     async def stop(self) -> None:
         """Stop publishing (SIGINT lets FFmpeg close the RTMP session cleanly)."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await stop_process(self.process, signal.SIGINT)
 
 
 @pytest.fixture
@@ -270,42 +347,17 @@ async def publish() -> AsyncIterator[Callable[..., Awaitable[Publisher]]]:
 
     async def start(url: str, size: str = "640x360", fps: int = 30) -> Publisher:
         process = await asyncio.create_subprocess_exec(
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate={fps}",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            str(fps * 2),
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "flv",
-            url,
+            "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+            "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            "-g", str(fps * 2), "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "64k",
+            "-f", "flv", url,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         publisher = Publisher(process)
         started.append(publisher)
         return publisher
@@ -313,46 +365,3 @@ async def publish() -> AsyncIterator[Callable[..., Awaitable[Publisher]]]:
     yield start
     for publisher in started:
         await publisher.stop()
-
-
-def ffmpeg_pids(marker: Path) -> list[int]:
-    """Live (non-zombie) FFmpeg processes whose arguments mention `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if argv[0].endswith(b"ffmpeg") and state != "Z" and str(marker).encode() in b" ".join(argv):
-            found.append(int(entry.name))
-    return found
-
-
-async def start_server(settings: Settings) -> asyncio.subprocess.Process:
-    """`onair serve` as systemd runs it, polled until it answers."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "serve",
-        env=server_environ(settings),
-        stdin=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-    async def answering() -> bool:
-        assert process.returncode is None, "onair serve exited while starting"
-        return await answers_200(f"http://127.0.0.1:{settings.server_port}/metrics")
-
-    await wait_until(answering, 60, "onair serve to answer")
-    return process
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """`onair serve` processes a test started; those still running are stopped at the end."""
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()

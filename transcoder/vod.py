@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcoder.command import TranscodeJob, build_args
-from transcoder.ladder import LadderConfig, Rendition, choose_ladder, scaled_size
-from transcoder.probe import ProbeError, SourceInfo, parse_probe
-from transcoder.recordings.media import base_args
+from transcoder.ffmpeg.probe import ProbeError, SourceInfo, parse_probe
+from transcoder.ffmpeg.process import base_args
+from transcoder.live.command import TranscodeJob, build_args
+from transcoder.live.ladder import LadderConfig, Rendition, choose_ladder, scaled_size
 
 MASTER = "master.m3u8"
 POSTER = "poster.jpg"
@@ -88,15 +88,6 @@ def check_upload(data: dict[str, Any]) -> Accepted:
     if duration < MIN_DURATION_S:
         raise Rejected("the video has no duration")
     return Accepted(source, duration, names)
-
-
-def probe_args(ffprobe: str, path: Path) -> list[str]:
-    """ffprobe of an uploaded file: format and streams as JSON."""
-    return [
-        ffprobe, "-v", "error",
-        "-print_format", "json", "-show_format", "-show_streams",
-        str(path),
-    ]  # fmt: skip
 
 
 def vod_config(config: LadderConfig, preset: str) -> LadderConfig:

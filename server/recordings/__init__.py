@@ -1,11 +1,6 @@
 """Recordings: capture on publish, finalize on publish_done, compress, retain, list and serve.
 
-store.py is the state machine in SQL, service.py the app-long lifecycle (recorders, crash
-recovery, compression, retention, gauges), gate.py when compression may run, api.py the HTTP.
+store.py is the recordings table and all of its SQL, service.py the app-long lifecycle
+(recorders, crash recovery, deletion, retention, gauges), compression.py the compression
+jobs it hands the encoder slot, api.py the HTTP, metrics.py the gauges and counters.
 """
-
-from server.recordings.api import routes
-from server.recordings.service import Recordings, recordings
-from server.recordings.store import new_id
-
-__all__ = ["Recordings", "new_id", "recordings", "routes"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import channels
-from server.api import path_slug, require_admin
-from server.errors import NotFound
-from server.keys import DB, RECORDINGS
+from server.channels.store import channel_in_path
+from server.db import DB
+from server.recordings import store
+from server.recordings.service import RECORDINGS
 from server.recordings.store import ID_RE, PLAYABLE, recording_json
+from server.web.auth import path_slug, require_admin
+from server.web.errors import NotFound
 from transcoder.recordings import media
 
 routes = web.RouteTableDef()
@@ -18,14 +20,8 @@ VOD_FILES = (media.PLAYLIST, media.ORIGINAL, media.COMPRESSED)
 @routes.get("/api/channels/{slug}/recordings")
 async def list_recordings(request: web.Request) -> web.Response:
     """Every recording of the channel, newest first (deleted ones are gone)."""
-    slug = path_slug(request)
-    db = request.app[DB]
-    await channels.get_channel(db, slug)
-    rows = await db.fetch(
-        "SELECT * FROM recordings WHERE channel = $1 AND state <> 'deleted' "
-        "ORDER BY started_at DESC LIMIT 1000",
-        slug,
-    )
+    slug = await channel_in_path(request)
+    rows = await store.of_channel(request.app[DB], slug)
     return web.json_response([recording_json(r) for r in rows])
 
 
@@ -47,9 +43,7 @@ async def vod_file(request: web.Request) -> web.StreamResponse:
     rid, name = request.match_info["id"], request.match_info["name"]
     if not ID_RE.match(rid) or name not in VOD_FILES:
         raise NotFound("no such file")
-    state = await request.app[DB].fetchval(
-        "SELECT state FROM recordings WHERE id = $1 AND channel = $2", rid, slug
-    )
+    state = await store.state_of(request.app[DB], rid, slug)
     path = request.app[RECORDINGS].directory(slug, rid) / name
     if state not in PLAYABLE or not path.is_file():
         raise NotFound("no such file")

@@ -1,4 +1,5 @@
-"""Recordings for the life of the app: capture, crash recovery, compression, retention."""
+"""Recordings for the life of the app: capture, crash recovery, deletion and retention; the
+compression of finished recordings runs in the host's encoder slot (compression.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from server import channels
-from server.errors import Conflict, NotFound
-from server.events import StreamEvent
-from server.keys import DB, EVENTS, LIVE, RECORDINGS, SETTINGS, UPLOADS
-from server.metrics import (
+from server.background.slot import ENCODER, EncoderSlot
+from server.db import DB
+from server.events import EVENTS, EventBus, StreamEvent
+from server.live.streams import STREAMS, Streams
+from server.recordings import store
+from server.recordings.compression import Compression
+from server.recordings.metrics import (
     COMPRESS_BACKLOG,
     COMPRESS_BACKLOG_SECONDS,
     MEDIA_FREE,
@@ -28,62 +31,55 @@ from server.metrics import (
     RECORDINGS_BYTES,
     RECORDINGS_DELETED,
 )
-from server.metrics import RECORDINGS as RECORDINGS_GAUGE
-from server.recordings.gate import CompressGate
+from server.recordings.metrics import RECORDINGS as RECORDINGS_GAUGE
 from server.recordings.store import ID_RE, IN_PROGRESS, STATES, new_id, transition
-from server.settings import Settings
-from transcoder import metrics as tmetrics
-from transcoder.progress import Progress
+from server.settings import SETTINGS, Settings
+from server.web.errors import Conflict, NotFound
+from transcoder.ffmpeg.process import reap_orphans
+from transcoder.layout import MediaLayout, loopback_rtmp, valid_slug
 from transcoder.recordings import media, policy
-from transcoder.recordings.process import FfmpegRun, reap
 from transcoder.recordings.recorder import Recorder, RecorderOptions
-from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.recordings")
 
 HOUSEKEEPING_S = 10.0  # disk gauges, state gauges
 RETENTION_S = 60.0  # age and water-mark checks (at once when the volume is over high water)
-GATE_TICK_S = 2.0  # how often a running compression job looks at live load
 ORPHAN_AGE_S = 3600.0  # a folder without a row this old is left over from a crash
 
 
 class Recordings:
     """Everything about recordings that lives as long as the app."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: asyncpg.Pool,
+        events: EventBus,
+        streams: Streams,
+        slot: EncoderSlot,
+    ) -> None:
         """Reads settings; touches nothing until start()."""
-        settings: Settings = app[SETTINGS]
-        self.app = app
         self.settings = settings
-        self.root = settings.media_root / "recordings"
-        self.run_dir = settings.media_root / "run" / "recordings"
+        self.db = db
+        self.events = events
+        self.streams = streams
+        self.slot = slot
+        layout = MediaLayout(settings.media_root)
+        self.root = layout.recordings
+        self.run_dir = layout.recordings_run
         self.tools = media.Tools(settings.ffmpeg, settings.ffprobe, self.run_dir)
         self.recorder_options = RecorderOptions(reserve_bytes=settings.recording_reserve_bytes)
-        self.compress_options = media.CompressOptions(
-            preset=settings.compress_preset, crf=settings.compress_crf
-        )
-        window = (
-            policy.Window.parse(settings.compression_window)
-            if settings.compression_window
-            else None
-        )
-        self.gate = CompressGate(app, window, settings.compress_live_margin)
+        self.compression = Compression(db, slot, settings, self.tools, self.directory)
         self.active: dict[str, Recorder] = {}
-        self.wake = asyncio.Event()
-        self.job: tuple[str, asyncio.Task[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._retention = asyncio.Lock()
         self.recovered = asyncio.Event()  # set once the sessions a crash left are finalized
         self.node = settings.node_name  # background work touches only this host's rows
 
-    @property
-    def db(self) -> asyncpg.Pool:
-        return self.app[DB]
-
     def directory(self, channel: str, rid: str) -> Path:
         """MEDIA_DIR/recordings/<slug>/<id>; both are validated before they reach a path."""
-        if not channels.valid_slug(channel) or not ID_RE.match(rid):
+        if not valid_slug(channel) or not ID_RE.match(rid):
             raise ValueError("bad channel or recording id")
         return self.root / channel / rid
 
@@ -112,7 +108,7 @@ class Recordings:
         recorder = Recorder(
             channel,
             rid,
-            f"rtmp://127.0.0.1:{self.settings.rtmp_port}/live/{channel}",
+            loopback_rtmp(self.settings.rtmp_port, channel),
             self.directory(channel, rid),
             ffmpeg=self.settings.ffmpeg,
             run_dir=self.run_dir,
@@ -120,10 +116,7 @@ class Recordings:
         )
         self.active[channel] = recorder  # before the await: a second event sees it
         try:
-            await self.db.execute(
-                "INSERT INTO recordings (id, channel, host) VALUES ($1, $2, $3)",
-                rid, channel, self.node,
-            )  # fmt: skip
+            await store.insert(self.db, rid, channel, self.node)
         except Exception:
             self.active.pop(channel, None)
             raise
@@ -158,22 +151,15 @@ class Recordings:
             "recording finalized channel=%s recording=%s duration=%.1fs bytes=%d codec=%s",
             channel, rid, info.duration_s, info.bytes, info.video_codec,
         )  # fmt: skip
-        self.wake.set()
+        self.slot.wake()
 
     async def recover(self) -> None:
         """After a crash: reap orphan ffmpegs, finalize sessions the dead server left open."""
-        killed = await reap(self.run_dir)
+        killed = await reap_orphans(self.run_dir)
         if killed:
             log.warning("recording orphans reaped pids=%s", ",".join(map(str, killed)))
         active = [r.recording_id for r in self.active.values()]
-        rows = await self.db.fetch(
-            "SELECT id, channel, state FROM recordings WHERE host = $3 "
-            "AND state = ANY($1::text[]) AND NOT id = ANY($2::text[]) ORDER BY started_at",
-            list(IN_PROGRESS),
-            active,
-            self.node,
-        )
-        for row in rows:
+        for row in await store.interrupted(self.db, self.node, active):
             log.warning(
                 "recording recovered after a crash channel=%s recording=%s state=%s",
                 row["channel"], row["id"], row["state"],
@@ -183,138 +169,6 @@ class Recordings:
             )
             await self.finalize(row["id"], row["channel"])
 
-    # -- compression -----------------------------------------------------------------------
-
-    def _video_busy(self) -> bool:
-        """An uploaded video is being transcoded: one background encoder at a time."""
-        return UPLOADS in self.app and self.app[UPLOADS].queue.job is not None
-
-    async def compress_loop(self) -> None:
-        """One job at a time, oldest first, when the gate allows; woken by each finalize."""
-        while True:
-            await wait_event(self.wake, 30)
-            self.wake.clear()
-            while self.gate.may_start() and not self._video_busy():
-                row = await self.db.fetchrow(
-                    "SELECT id, channel FROM recordings WHERE host = $1 "
-                    "AND state = 'compressing' ORDER BY started_at LIMIT 1",
-                    self.node,
-                )
-                if row is None:
-                    break
-                task = asyncio.create_task(self._compress(row["id"], row["channel"]))
-                self.job = (row["id"], task)
-                try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    if not task.cancelled():
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                        raise
-                    # the job was cancelled by a delete; the loop goes on
-                except Exception:
-                    log.exception("compression crashed recording=%s", row["id"])
-                    await asyncio.sleep(30)  # do not spin on a recording that always fails
-                finally:
-                    self.job = None
-
-    async def _compress(self, rid: str, channel: str) -> None:
-        directory = self.directory(channel, rid)
-        label = f"channel={channel} recording={rid}"
-        if media.media_name(directory) == media.COMPRESSED:
-            # The server died between replacing the file and recording that it did.
-            (directory / media.ORIGINAL).unlink(missing_ok=True)
-            info = await media.probe_media(self.tools.ffprobe, directory / media.COMPRESSED)
-            await self._compressed(rid, info, None)
-            return
-        original = directory / media.ORIGINAL
-        free = (await asyncio.to_thread(shutil.disk_usage, self.root)).free
-        if free < original.stat().st_size + self.settings.recording_reserve_bytes:
-            log.warning("compression waits for space channel=%s recording=%s", channel, rid)
-            await asyncio.sleep(RETENTION_S)
-            return
-        run: FfmpegRun | None = None
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-
-        def on_start(r: FfmpegRun) -> None:
-            nonlocal run
-            run = r
-
-        def on_progress(p: Progress) -> None:
-            if p.out_time_s is not None and loop.time() > started:
-                tmetrics.COMPRESS_SPEED.set(p.out_time_s / (loop.time() - started))
-
-        log.info("compression started channel=%s recording=%s", channel, rid)
-        job = asyncio.create_task(
-            media.compress(
-                directory,
-                self.tools,
-                self.compress_options,
-                label,
-                on_start=on_start,
-                on_progress=on_progress,
-            )
-        )
-        try:
-            while not job.done():
-                await asyncio.wait({job}, timeout=GATE_TICK_S)
-                if run is None or job.done():
-                    continue
-                if self.gate.should_pause(run.paused):
-                    if not run.paused:
-                        log.info(
-                            "compression paused for live channel=%s recording=%s", channel, rid
-                        )
-                    run.pause()
-                elif run.paused:
-                    log.info("compression resumed channel=%s recording=%s", channel, rid)
-                    run.resume()
-                tmetrics.COMPRESS_PAUSED.set(1 if run.paused else 0)
-            result = job.result()
-        except media.MediaError as err:
-            tmetrics.COMPRESS_JOBS.labels("failed").inc()
-            log.error("compression failed channel=%s recording=%s error=%s", channel, rid, err)
-            await transition(
-                self.db, rid, "ready", ("compressing",), error=f"compression: {err}"[:500]
-            )
-            return
-        finally:
-            if not job.done():
-                job.cancel()
-                await asyncio.gather(job, return_exceptions=True)
-            tmetrics.COMPRESS_PAUSED.set(0)
-            tmetrics.COMPRESS_SPEED.set(0)
-        if result is None:
-            tmetrics.COMPRESS_JOBS.labels("kept").inc()
-            log.info("compression kept the original channel=%s recording=%s", channel, rid)
-            await transition(
-                self.db,
-                rid,
-                "ready",
-                ("compressing",),
-                error="H.265 was not smaller; original kept",
-            )
-            return
-        before, after = result
-        tmetrics.COMPRESS_JOBS.labels("replaced").inc()
-        tmetrics.COMPRESS_SECONDS.inc(after.duration_s)
-        tmetrics.COMPRESS_SAVED.inc(max(0, before.bytes - after.bytes))
-        log.info(
-            "compression done channel=%s recording=%s bytes=%d->%d took=%.1fs",
-            channel, rid, before.bytes, after.bytes, loop.time() - started,
-        )  # fmt: skip
-        await self._compressed(rid, after, before.bytes)
-
-    async def _compressed(self, rid: str, info: media.MediaInfo, original: int | None) -> None:
-        columns: dict[str, Any] = {
-            "compressed_at": datetime.now(UTC), "bytes": info.bytes,
-            "codec": info.video_codec, "duration_s": info.duration_s,
-        }  # fmt: skip
-        if original is not None:
-            columns["original_bytes"] = original
-        await transition(self.db, rid, "ready", ("compressing",), **columns)
-
     # -- deletion and retention ------------------------------------------------------------
 
     async def delete(self, rid: str, reason: str) -> None:
@@ -323,15 +177,12 @@ class Recordings:
         Any host may delete any host's recording: where the files are elsewhere there is
         nothing here to remove, and the owning host's orphan sweep removes its folder.
         """
-        row = await self.db.fetchrow("SELECT id, channel, state FROM recordings WHERE id = $1", rid)
+        row = await store.get(self.db, rid)
         if row is None or row["state"] == "deleted":
             raise NotFound(f"no recording {rid}")
         if row["state"] in IN_PROGRESS:
             raise Conflict("recording in progress")
-        if self.job is not None and self.job[0] == rid:
-            task = self.job[1]
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.slot.cancel(self.compression.kind, rid)
         done = await transition(
             self.db, rid, "deleted", ("compressing", "ready", "failed"),
             deleted_at=datetime.now(UTC), deleted_reason=reason,
@@ -349,11 +200,7 @@ class Recordings:
 
     async def _enforce_retention(self) -> list[str]:
         # Only this host's recordings: they are what fills this host's volume.
-        rows = await self.db.fetch(
-            "SELECT id, started_at, bytes, state FROM recordings "
-            "WHERE host = $1 AND state <> 'deleted'",
-            self.node,
-        )
+        rows = await store.retained(self.db, self.node)
         stored = [
             policy.Stored(r["id"], r["started_at"], r["bytes"], r["state"] in IN_PROGRESS)
             for r in rows
@@ -390,9 +237,7 @@ class Recordings:
     async def _sweep_orphans(self) -> None:
         """Folders with no live row: a channel deleted with its rows, a crash mid-delete, a
         recording deleted through another host (its row is 'deleted', its folder is here)."""
-        known = {r["id"] for r in await self.db.fetch(
-            "SELECT id FROM recordings WHERE state <> 'deleted'"
-        )}  # fmt: skip
+        known = await store.kept_ids(self.db)
         known |= {r.recording_id for r in self.active.values()}
         now = time.time()
         for folder in await asyncio.to_thread(lambda: list(self.root.glob("*/*"))):
@@ -409,11 +254,7 @@ class Recordings:
         MEDIA_USED.set(usage.used)
         MEDIA_FREE.set(usage.free)
         MEDIA_SIZE.set(usage.total)
-        rows = await self.db.fetch(
-            "SELECT state, count(*) AS n, coalesce(sum(bytes), 0) AS b, "
-            "coalesce(sum(duration_s), 0) AS s FROM recordings GROUP BY state"
-        )
-        by_state = {r["state"]: r for r in rows}
+        by_state = await store.totals_by_state(self.db)
         for state in STATES[:-1]:
             row = by_state.get(state)
             RECORDINGS_GAUGE.labels(state).set(row["n"] if row else 0)
@@ -446,26 +287,25 @@ class Recordings:
         finally:
             self.recovered.set()
         # A channel that went live before we subscribed (reconcile is quick) still records.
-        for slug in list(self.app[LIVE].started):
+        for slug in list(self.streams.started):
             await self.start_recording(slug)
-        self.wake.set()
+        self.slot.wake()
 
     async def start(self) -> None:
         """Subscribe first (no event is missed), then recover and start the loops."""
         self.root.mkdir(parents=True, exist_ok=True)
-        # Rows from before hosts were recorded are this host's: right for the single-host
-        # deployments that existed then (with several, the first host to start takes them).
-        await self.db.execute("UPDATE recordings SET host = $1 WHERE host = ''", self.node)
-        self._unsubscribe = self.app[EVENTS].subscribe(self.on_stream)
+        await store.claim_legacy(self.db, self.node)
+        self._unsubscribe = self.events.subscribe(self.on_stream)
         self._background(self._recover_then_catch_up())
+        self.slot.add(self.compression)
         self._loops = [
-            asyncio.create_task(self.compress_loop(), name="recordings-compress"),
             asyncio.create_task(self.housekeeping_loop(), name="recordings-housekeeping"),
         ]
 
     async def close(self) -> None:
         """Stop the loops and the job; stop each recorder and finalize what it captured."""
         self._unsubscribe()
+        await self.slot.withdraw(self.compression)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -481,9 +321,12 @@ class Recordings:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings", Recordings)
+
+
 async def recordings(app: web.Application) -> AsyncIterator[None]:
     """Own recorders, compression and retention for the life of the app."""
-    state = Recordings(app)
+    state = Recordings(app[SETTINGS], app[DB], app[EVENTS], app[STREAMS], app[ENCODER])
     app[RECORDINGS] = state
     await state.start()
     yield

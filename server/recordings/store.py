@@ -1,4 +1,5 @@
-"""The recordings table: ids, the guarded state transitions, the API's JSON shape."""
+"""The recordings table, all of its SQL: ids, the guarded state transitions, the queries
+of capture, compression and retention, and the API's JSON shape."""
 
 from __future__ import annotations
 
@@ -65,3 +66,92 @@ def recording_json(row: asyncpg.Record) -> dict[str, Any]:
         "hls_url": base + media.PLAYLIST if playable else None,
         "mp4_url": base + mp4 if playable else None,
     }
+
+
+async def insert(db: asyncpg.Pool, rid: str, channel: str, host: str) -> None:
+    """A new session row in state `recording`, owned by `host`."""
+    await db.execute(
+        "INSERT INTO recordings (id, channel, host) VALUES ($1, $2, $3)", rid, channel, host
+    )
+
+
+async def claim_legacy(db: asyncpg.Pool, host: str) -> None:
+    """Rows from before hosts were recorded become `host`'s: right for the single-host
+    deployments that existed then (with several, the first host to start takes them)."""
+    await db.execute("UPDATE recordings SET host = $1 WHERE host = ''", host)
+
+
+async def interrupted(db: asyncpg.Pool, host: str, active: list[str]) -> list[asyncpg.Record]:
+    """This host's sessions still recording or finalizing, but for the `active` ones."""
+    return list(
+        await db.fetch(
+            "SELECT id, channel, state FROM recordings WHERE host = $3 "
+            "AND state = ANY($1::text[]) AND NOT id = ANY($2::text[]) ORDER BY started_at",
+            list(IN_PROGRESS),
+            active,
+            host,
+        )
+    )
+
+
+async def next_to_compress(db: asyncpg.Pool, host: str, skip: list[str]) -> asyncpg.Record | None:
+    """This host's oldest recording waiting for compression, but for the `skip` ones."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT id, channel FROM recordings WHERE host = $1 AND state = 'compressing' "
+        "AND NOT id = ANY($2::text[]) ORDER BY started_at LIMIT 1",
+        host,
+        skip,
+    )
+    return row
+
+
+async def get(db: asyncpg.Pool, rid: str) -> asyncpg.Record | None:
+    """id, channel and state of one recording."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT id, channel, state FROM recordings WHERE id = $1", rid
+    )
+    return row
+
+
+async def retained(db: asyncpg.Pool, host: str) -> list[asyncpg.Record]:
+    """This host's recordings retention may look at (every one not deleted)."""
+    return list(
+        await db.fetch(
+            "SELECT id, started_at, bytes, state FROM recordings "
+            "WHERE host = $1 AND state <> 'deleted'",
+            host,
+        )
+    )
+
+
+async def kept_ids(db: asyncpg.Pool) -> set[str]:
+    """Ids of every recording not deleted, on any host (a folder without one is an orphan)."""
+    return {r["id"] for r in await db.fetch("SELECT id FROM recordings WHERE state <> 'deleted'")}
+
+
+async def totals_by_state(db: asyncpg.Pool) -> dict[str, asyncpg.Record]:
+    """Per state: count (n), bytes (b) and media seconds (s)."""
+    rows = await db.fetch(
+        "SELECT state, count(*) AS n, coalesce(sum(bytes), 0) AS b, "
+        "coalesce(sum(duration_s), 0) AS s FROM recordings GROUP BY state"
+    )
+    return {r["state"]: r for r in rows}
+
+
+async def of_channel(db: asyncpg.Pool, channel: str) -> list[asyncpg.Record]:
+    """A channel's recordings, newest first (deleted ones are gone)."""
+    return list(
+        await db.fetch(
+            "SELECT * FROM recordings WHERE channel = $1 AND state <> 'deleted' "
+            "ORDER BY started_at DESC LIMIT 1000",
+            channel,
+        )
+    )
+
+
+async def state_of(db: asyncpg.Pool, rid: str, channel: str) -> str | None:
+    """The state of a channel's recording, None when there is no such recording."""
+    state = await db.fetchval(
+        "SELECT state FROM recordings WHERE id = $1 AND channel = $2", rid, channel
+    )
+    return str(state) if state is not None else None

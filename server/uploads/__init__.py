@@ -1,15 +1,7 @@
 """Uploads: tus 1.0 resumable uploads into MEDIA_DIR/uploads, then a VOD ladder per video.
 
-store.py is the two state machines in SQL, service.py the app-long lifecycle (space checks,
-acceptance, termination, expiry), jobs.py the VOD queue under the compression gate, probe.py
-ffprobe, tus.py the protocol, api.py tokens, listings, deletion and the ladder's files.
+store.py is the uploads, videos and upload_tokens tables and all of their SQL, paths.py
+where their files live, service.py the app-long lifecycle (space checks, acceptance,
+termination, expiry), jobs.py the VOD jobs it hands the encoder slot, tus.py the protocol,
+api.py tokens, listings, deletion and the ladder's files, metrics.py the counters.
 """
-
-from aiohttp import web
-
-from server.uploads import api, tus
-from server.uploads.service import Uploads, uploads
-
-routes: list[web.AbstractRouteDef] = [*tus.routes, *api.routes]
-
-__all__ = ["Uploads", "routes", "uploads"]

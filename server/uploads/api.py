@@ -6,12 +6,14 @@ import re
 
 from aiohttp import web
 
-from server import channels
-from server.api import path_slug, require_admin
-from server.errors import NotFound
-from server.keys import DB, UPLOADS
-from server.uploads.store import VIDEO_ID_RE, hash_token, new_token, upload_json, video_json
+from server.channels.store import channel_in_path
+from server.db import DB
+from server.uploads import store
+from server.uploads.service import UPLOADS
+from server.uploads.store import VIDEO_ID_RE, new_token, upload_json, video_json
 from server.uploads.tus import require_uploader
+from server.web.auth import path_slug, require_admin
+from server.web.errors import NotFound
 from transcoder import vod
 
 routes = web.RouteTableDef()
@@ -25,43 +27,26 @@ FILE_RE = re.compile(r"^(index\.m3u8|init\.mp4|seg-[0-9]{1,9}\.m4s)$")
 async def create_upload_token(request: web.Request) -> web.Response:
     """Admin: a new upload token for the channel (shown this once; the old one stops working)."""
     require_admin(request)
-    slug = path_slug(request)
-    db = request.app[DB]
-    await channels.get_channel(db, slug)
+    slug = await channel_in_path(request)
     token = new_token()
-    await db.execute(
-        "INSERT INTO upload_tokens (channel, token_hash) VALUES ($1, $2) "
-        "ON CONFLICT (channel) DO UPDATE SET token_hash = $2, created_at = now()",
-        slug,
-        hash_token(token),
-    )
+    await store.set_upload_token(request.app[DB], slug, token)
     return web.json_response({"channel": slug, "token": token}, status=201)
 
 
 @routes.get("/api/channels/{slug}/uploads")
 async def list_uploads(request: web.Request) -> web.Response:
     """Admin or upload token: the channel's uploads, newest first."""
-    slug = path_slug(request)
-    db = request.app[DB]
-    await channels.get_channel(db, slug)
+    slug = await channel_in_path(request)
     await require_uploader(request, slug)
-    rows = await db.fetch(
-        "SELECT * FROM uploads WHERE channel = $1 ORDER BY created_at DESC LIMIT 200", slug
-    )
+    rows = await store.of_channel(request.app[DB], slug)
     return web.json_response([upload_json(r) for r in rows])
 
 
 @routes.get("/api/channels/{slug}/videos")
 async def list_videos(request: web.Request) -> web.Response:
     """The channel's videos, newest first, with progress while they transcode."""
-    slug = path_slug(request)
-    db = request.app[DB]
-    await channels.get_channel(db, slug)
-    rows = await db.fetch(
-        "SELECT * FROM videos WHERE channel = $1 AND state <> 'deleted' "
-        "ORDER BY created_at DESC LIMIT 1000",
-        slug,
-    )
+    slug = await channel_in_path(request)
+    rows = await store.videos_of_channel(request.app[DB], slug)
     return web.json_response([video_json(r) for r in rows])
 
 
@@ -71,13 +56,11 @@ async def delete_video(request: web.Request) -> web.Response:
     vid = request.match_info["id"]
     if not VIDEO_ID_RE.match(vid):
         raise NotFound(f"no video {vid[:40]}")
-    channel = await request.app[DB].fetchval(
-        "SELECT channel FROM videos WHERE id = $1 AND state <> 'deleted'", vid
-    )
-    if channel is None:
+    row = await store.get_video(request.app[DB], vid)
+    if row is None or row["state"] == "deleted":
         raise NotFound(f"no video {vid}")
-    await require_uploader(request, channel)
-    await request.app[UPLOADS].queue.delete(vid)
+    await require_uploader(request, row["channel"])
+    await request.app[UPLOADS].jobs.delete(vid)
     return web.Response(status=204)
 
 
@@ -86,10 +69,7 @@ async def _ready_dir(request: web.Request) -> tuple[str, str]:
     vid = request.match_info["id"]
     if not VIDEO_ID_RE.match(vid):
         raise NotFound("no such file")
-    state = await request.app[DB].fetchval(
-        "SELECT state FROM videos WHERE id = $1 AND channel = $2", vid, slug
-    )
-    if state != "ready":
+    if await store.video_state(request.app[DB], vid, slug) != "ready":
         raise NotFound("no such file")
     return slug, vid
 
@@ -112,7 +92,7 @@ async def video_top_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in (vod.MASTER, vod.POSTER):
         raise NotFound("no such file")
-    path = request.app[UPLOADS].video_dir(slug, vid) / name
+    path = request.app[UPLOADS].paths.video_dir(slug, vid) / name
     if not path.is_file():
         raise NotFound("no such file")
     return _file(path, name)
@@ -125,7 +105,7 @@ async def video_rendition_file(request: web.Request) -> web.StreamResponse:
     rendition, name = request.match_info["rendition"], request.match_info["name"]
     if not RENDITION_RE.match(rendition) or not FILE_RE.match(name):
         raise NotFound("no such file")
-    path = request.app[UPLOADS].video_dir(slug, vid) / rendition / name
+    path = request.app[UPLOADS].paths.video_dir(slug, vid) / rendition / name
     if not path.is_file():
         raise NotFound("no such file")
     return _file(path, name)

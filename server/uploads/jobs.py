@@ -1,4 +1,5 @@
-"""The VOD queue: one transcode at a time, oldest first, paused whenever live needs the CPU."""
+"""VOD jobs: each accepted upload into a ladder, oldest first, in the host's encoder slot
+(one background encode at a time, paused whenever live needs the CPU)."""
 
 from __future__ import annotations
 
@@ -6,128 +7,92 @@ import asyncio
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncpg
-from aiohttp import web
 
-from server.errors import Conflict, NotFound
-from server.keys import DB, RECORDINGS, SETTINGS, TRANSCODERS
-from server.recordings.gate import CompressGate
-from server.uploads import metrics
-from server.uploads.probe import ffprobe_json
+from server.background.slot import EncoderSlot, Job
+from server.settings import Settings
+from server.uploads import metrics, store
+from server.uploads.paths import VideoPaths
 from server.uploads.store import video_transition
+from server.web.errors import Conflict, NotFound
 from transcoder import vod
-from transcoder.ladder import LadderConfig
-from transcoder.playlist import ENDLIST, write_master
-from transcoder.progress import Progress
-from transcoder.recordings import policy
-from transcoder.recordings.process import BACKGROUND_PRIORITY, FfmpegRun, run_to_end
-from transcoder.waiting import wait_event
-
-if TYPE_CHECKING:
-    from server.uploads.service import Uploads
+from transcoder.ffmpeg.probe import ProbeError, probe_json
+from transcoder.ffmpeg.process import BACKGROUND_PRIORITY, FfmpegProcess, run_to_end, tagged
+from transcoder.ffmpeg.progress import Progress
+from transcoder.live.ladder import LadderConfig
+from transcoder.live.playlist import ENDLIST, write_master
 
 log = logging.getLogger("onair.uploads")
 
-GATE_TICK_S = 2.0  # how often a running VOD job looks at live load
 PROGRESS_EVERY_S = 2.0  # how often a job's progress is written to the table
+PROBE_TIMEOUT_S = 60.0
+TAG_PREFIX = "onair-video-"
 
 
-class VodQueue:
-    """Videos from accepted uploads into ladders, under recording compression's rules."""
+class VodJobs:
+    """The `vod` jobs of this host: videos from accepted uploads into ladders."""
 
-    def __init__(self, app: web.Application, uploads: Uploads) -> None:
-        """Reads settings; touches nothing until loop() runs."""
-        self.app = app
-        self.uploads = uploads
-        self.settings = app[SETTINGS]
-        window = (
-            policy.Window.parse(self.settings.compression_window)
-            if self.settings.compression_window
-            else None
-        )
-        # Its own gate object (its own CPU sample and calm count), the same rules and settings.
-        self.gate = CompressGate(app, window, self.settings.compress_live_margin)
-        self.wake = asyncio.Event()
-        self.job: tuple[str, asyncio.Task[None]] | None = None
+    kind = "vod"
 
-    @property
-    def db(self) -> asyncpg.Pool:
-        return self.app[DB]
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        slot: EncoderSlot,
+        settings: Settings,
+        ladder: LadderConfig,
+        paths: VideoPaths,
+    ) -> None:
+        """ladder: the live ladder, whose rungs and encoders the videos get."""
+        self.db = db
+        self.slot = slot
+        self.settings = settings
+        self.config = vod.vod_config(ladder, settings.compress_preset)
+        self.paths = paths
 
-    def _recordings_busy(self) -> bool:
-        """A recording compression job runs: one background encoder at a time."""
-        return RECORDINGS in self.app and self.app[RECORDINGS].job is not None
+    async def next_job(self) -> Job | None:
+        """The oldest queued video whose source was uploaded to this host (see JobSource)."""
+        row = await store.next_queued(self.db, self.settings.node_name)
+        if row is None:
+            return None
+        vid, channel, uid = row["id"], row["channel"], row["upload_id"]
+        return Job(self.kind, vid, lambda: self.transcode(vid, channel, uid))
 
-    async def loop(self) -> None:
-        """One job at a time, oldest first, under the compression gate; woken by accept()."""
-        while True:
-            await wait_event(self.wake, 10)
-            self.wake.clear()
-            while self.gate.may_start() and not self._recordings_busy():
-                # Only videos whose source was uploaded to this host.
-                row = await self.db.fetchrow(
-                    "SELECT id, channel, upload_id, duration_s FROM videos "
-                    "WHERE host = $1 AND state = 'queued' ORDER BY created_at LIMIT 1",
-                    self.uploads.node,
-                )
-                if row is None:
-                    break
-                task = asyncio.create_task(
-                    self._transcode(row["id"], row["channel"], row["upload_id"])
-                )
-                self.job = (row["id"], task)
-                try:
-                    await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    if not task.cancelled():
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                        raise
-                    # cancelled by a delete; the loop goes on
-                except Exception:
-                    log.exception("video transcode crashed video=%s", row["id"])
-                    await video_transition(
-                        self.db, row["id"], "failed", ("transcoding", "queued"),
-                        error="internal error while transcoding",
-                    )  # fmt: skip
-                finally:
-                    self.job = None
+    async def crashed(self, job: Job) -> None:
+        """A crash fails the video (its uploader sees why in the listing)."""
+        await video_transition(
+            self.db, job.id, "failed", ("transcoding", "queued"),
+            error="internal error while transcoding",
+        )  # fmt: skip
 
-    def _ladder_config(self) -> LadderConfig:
-        if TRANSCODERS in self.app:
-            live = self.app[TRANSCODERS].transcoders.config
-        else:
-            live = LadderConfig()
-        return vod.vod_config(live, self.settings.compress_preset)
-
-    async def _transcode(self, vid: str, channel: str, uid: str) -> None:
-        source_path = self.uploads.data_path(uid)
-        out = self.uploads.video_dir(channel, vid)
+    async def transcode(self, vid: str, channel: str, uid: str) -> None:
+        """Probe the source again, cut a poster, run the ladder, check it, mark it ready."""
+        source_path = self.paths.data_path(uid)
+        out = self.paths.video_dir(channel, vid)
         label = f"channel={channel} video={vid}"
         if not await video_transition(
             self.db, vid, "transcoding", ("queued",), started_at=datetime.now(UTC), progress=0.0
         ):
             return
         try:
-            accepted = vod.check_upload(await ffprobe_json(self.settings.ffprobe, source_path))
-        except (vod.Rejected, OSError) as err:
+            data = await probe_json(self.settings.ffprobe, source_path, timeout=PROBE_TIMEOUT_S)
+            accepted = vod.check_upload(data)
+        except (ProbeError, vod.Rejected, OSError) as err:
             await self._failed(vid, channel, uid, f"source unreadable: {err}")
             return
-        config = self._ladder_config()
+        config = self.config
         renditions = vod.vod_ladder(accepted.source, config)
         await asyncio.to_thread(vod.remove, out)
         await asyncio.to_thread(out.mkdir, parents=True)
         for r in renditions:
             (out / r.name).mkdir()
-        rc, tail = await run_to_end(
+        rc, tail = await self._run(
             vod.poster_args(self.settings.ffmpeg, source_path, out / vod.POSTER,
                             accepted.duration_s),
-            cwd=out, pidfile=self.uploads.run_dir / f"poster-{vid}.pid", label=label,
-            priority=BACKGROUND_PRIORITY,
+            out, f"poster-{vid}", vid, label,
         )  # fmt: skip
         if rc != 0:
             log.warning("poster failed %s rc=%d: %s", label, rc, tail)
@@ -157,19 +122,44 @@ class VodQueue:
             renditions=[r.name for r in renditions],
         )  # fmt: skip
         if done:
-            await asyncio.to_thread(shutil.rmtree, self.uploads.upload_dir(uid), True)
+            await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(uid), True)
             metrics.VOD_JOBS.labels("ready").inc()
             log.info("video ready %s bytes=%d took=%.1fs", label, size, time.monotonic() - started)
+
+    async def _run(
+        self,
+        args: list[str],
+        cwd: Path,
+        name: str,
+        vid: str,
+        label: str,
+        *,
+        on_start: Callable[[FfmpegProcess], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> tuple[int, str]:
+        """One niced ffmpeg of the video's; its pidfile (<name>.pid) carries the video's tag."""
+        tag = f"{TAG_PREFIX}{vid}"
+        return await run_to_end(
+            tagged(args, tag),
+            cwd=cwd,
+            label=label,
+            pidfile=self.paths.run_dir / f"{name}.pid",
+            marker=tag,
+            priority=BACKGROUND_PRIORITY,
+            logger=log,
+            on_start=on_start,
+            on_progress=on_progress,
+        )
 
     async def _run_gated(
         self, vid: str, args: list[str], cwd: Path, label: str, duration_s: float
     ) -> tuple[int, str]:
         """Run the ladder ffmpeg; pause it whenever the gate says live needs the CPU."""
-        run: FfmpegRun | None = None
+        run: FfmpegProcess | None = None
         last_write = 0.0
         fraction = 0.0
 
-        def on_start(r: FfmpegRun) -> None:
+        def on_start(r: FfmpegProcess) -> None:
             nonlocal run
             run = r
 
@@ -177,43 +167,24 @@ class VodQueue:
             nonlocal fraction
             fraction = vod.progress_fraction(p.out_time_s, duration_s)
 
-        job = asyncio.create_task(
-            run_to_end(
-                args, cwd=cwd, pidfile=self.uploads.run_dir / f"ladder-{vid}.pid", label=label,
-                priority=BACKGROUND_PRIORITY, on_start=on_start, on_progress=on_progress,
-            )
-        )  # fmt: skip
-        try:
-            while not job.done():
-                await asyncio.wait({job}, timeout=GATE_TICK_S)
-                if run is None or job.done():
-                    continue
-                if self.gate.should_pause(run.paused):
-                    if not run.paused:
-                        log.info("video transcode paused for live %s", label)
-                    run.pause()
-                elif run.paused:
-                    log.info("video transcode resumed %s", label)
-                    run.resume()
-                metrics.VOD_PAUSED.set(1 if run.paused else 0)
-                if time.monotonic() - last_write >= PROGRESS_EVERY_S:
-                    last_write = time.monotonic()
-                    await self.db.execute(
-                        "UPDATE videos SET progress = $2 WHERE id = $1 AND state = 'transcoding'",
-                        vid, fraction,
-                    )  # fmt: skip
-            return job.result()
-        finally:
-            if not job.done():
-                job.cancel()
-                await asyncio.gather(job, return_exceptions=True)
-            metrics.VOD_PAUSED.set(0)
+        async def write_progress() -> None:
+            nonlocal last_write
+            if time.monotonic() - last_write >= PROGRESS_EVERY_S:
+                last_write = time.monotonic()
+                await store.set_progress(self.db, vid, fraction)
+
+        work = self._run(
+            args, cwd, f"ladder-{vid}", vid, label, on_start=on_start, on_progress=on_progress
+        )
+        return await self.slot.paused_for_live(
+            work, lambda: run, metrics.VOD_PAUSED, "video transcode", label, log, write_progress
+        )
 
     async def _failed(self, vid: str, channel: str, uid: str, why: str) -> None:
         log.error("video failed channel=%s video=%s error=%s", channel, vid, why)
         await video_transition(self.db, vid, "failed", ("transcoding", "queued"), error=why[:500])
-        await asyncio.to_thread(vod.remove, self.uploads.video_dir(channel, vid))
-        await asyncio.to_thread(shutil.rmtree, self.uploads.upload_dir(uid), True)
+        await asyncio.to_thread(vod.remove, self.paths.video_dir(channel, vid))
+        await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(uid), True)
         metrics.VOD_JOBS.labels("failed").inc()
 
     async def delete(self, vid: str) -> None:
@@ -222,23 +193,18 @@ class VodQueue:
         Any host may delete any host's video: where the files are elsewhere there is nothing
         here to remove, and the owning host's sweeps remove them.
         """
-        row = await self.db.fetchrow(
-            "SELECT channel, upload_id, state FROM videos WHERE id = $1", vid
-        )
+        row = await store.get_video(self.db, vid)
         if row is None or row["state"] == "deleted":
             raise NotFound(f"no video {vid}")
-        if self.job is not None and self.job[0] == vid:
-            task = self.job[1]
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.slot.cancel(self.kind, vid)
         done = await video_transition(
             self.db, vid, "deleted", ("queued", "transcoding", "ready", "failed"),
             deleted_at=datetime.now(UTC),
         )  # fmt: skip
         if not done:
             raise Conflict("video changed state; try again")
-        await asyncio.to_thread(vod.remove, self.uploads.video_dir(row["channel"], vid))
-        await asyncio.to_thread(shutil.rmtree, self.uploads.upload_dir(row["upload_id"]), True)
+        await asyncio.to_thread(vod.remove, self.paths.video_dir(row["channel"], vid))
+        await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(row["upload_id"]), True)
         log.info("video deleted channel=%s video=%s", row["channel"], vid)
 
 

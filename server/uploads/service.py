@@ -1,4 +1,5 @@
-"""Uploads for the life of the app: space checks, acceptance, termination, expiry."""
+"""Uploads for the life of the app: space checks, acceptance, termination, expiry; the VOD
+jobs of accepted uploads run in the host's encoder slot (jobs.py)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,24 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from server import channels
-from server.errors import ApiError, Conflict
-from server.events import StreamEvent
-from server.keys import DB, EVENTS, SETTINGS, UPLOADS
-from server.settings import Settings
-from server.uploads import metrics
-from server.uploads.jobs import VodQueue
-from server.uploads.probe import ffprobe_json
-from server.uploads.store import (
-    UPLOAD_ID_RE,
-    VIDEO_ID_RE,
-    new_upload_id,
-    new_video_id,
-    upload_transition,
-)
+from server.background.slot import ENCODER, EncoderSlot
+from server.db import DB
+from server.events import EVENTS, EventBus, StreamEvent
+from server.live.ladders import LADDERS
+from server.settings import SETTINGS, Settings
+from server.uploads import metrics, store
+from server.uploads.jobs import PROBE_TIMEOUT_S, VodJobs
+from server.uploads.paths import VideoPaths
+from server.uploads.store import new_upload_id, new_video_id, upload_transition
+from server.web.errors import ApiError, Conflict
 from transcoder import vod
-from transcoder.recordings.process import reap
+from transcoder.ffmpeg.probe import ProbeError, probe_json
+from transcoder.ffmpeg.process import reap_orphans
+from transcoder.layout import MediaLayout
+from transcoder.live.ladder import LadderConfig
 
 log = logging.getLogger("onair.uploads")
 
-DATA = "data"  # the uploaded bytes, appended as they arrive
 ORPHAN_AGE_S = 3600.0  # an upload folder without a row this old is left over from a crash
 
 
@@ -44,42 +42,35 @@ class InsufficientStorage(ApiError):
 
 
 class Uploads:
-    """Folders, locks, the space and acceptance checks, expiry; owns the VOD queue."""
+    """Folders, locks, the space and acceptance checks, expiry; owns the VOD jobs."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: asyncpg.Pool,
+        events: EventBus,
+        slot: EncoderSlot,
+        ladder: LadderConfig,
+    ) -> None:
         """Reads settings; touches nothing until start()."""
-        settings: Settings = app[SETTINGS]
-        self.app = app
         self.settings = settings
-        self.root = settings.media_root / "uploads"
-        self.videos_root = settings.media_root / "videos"
-        self.run_dir = settings.media_root / "run" / "videos"
+        self.db = db
+        self.events = events
+        self.slot = slot
+        layout = MediaLayout(settings.media_root)
+        self.root = layout.uploads
+        self.videos_root = layout.videos
+        self.paths = VideoPaths(layout)
         self.locks: dict[str, asyncio.Lock] = {}
         self.create_lock = asyncio.Lock()  # space check + insert, so two creations never overbook
         self.node = settings.node_name  # background work touches only this host's rows
-        self.queue = VodQueue(app, self)
+        self.jobs = VodJobs(db, slot, settings, ladder, self.paths)
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] = lambda: None
 
-    @property
-    def db(self) -> asyncpg.Pool:
-        return self.app[DB]
-
-    def upload_dir(self, uid: str) -> Path:
-        """MEDIA_DIR/uploads/<id>; the id is validated before it reaches a path."""
-        if not UPLOAD_ID_RE.match(uid):
-            raise ValueError("bad upload id")
-        return self.root / uid
-
     def data_path(self, uid: str) -> Path:
         """The file the upload's bytes are appended to."""
-        return self.upload_dir(uid) / DATA
-
-    def video_dir(self, channel: str, vid: str) -> Path:
-        """MEDIA_DIR/videos/<slug>/<id>; both validated."""
-        if not channels.valid_slug(channel) or not VIDEO_ID_RE.match(vid):
-            raise ValueError("bad channel or video id")
-        return self.videos_root / channel / vid
+        return self.paths.data_path(uid)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One writer per upload at a time (a retried PATCH waits for the dropped one)."""
@@ -90,12 +81,8 @@ class Uploads:
     async def room_for(self, length: int) -> None:
         """507 unless length fits in free space minus the recording reserve and other uploads."""
         usage = await asyncio.to_thread(shutil.disk_usage, self.root)
-        pending = await self.db.fetchval(
-            "SELECT coalesce(sum(length - received), 0) FROM uploads "
-            "WHERE host = $1 AND state = 'receiving'",
-            self.node,
-        )
-        room = usage.free - self.settings.recording_reserve_bytes - int(pending)
+        pending = await store.promised_bytes(self.db, self.node)
+        room = usage.free - self.settings.recording_reserve_bytes - pending
         if length > room:
             metrics.UPLOADS.labels("no_space").inc()
             raise InsufficientStorage(
@@ -107,15 +94,11 @@ class Uploads:
         async with self.create_lock:
             await self.room_for(length)
             uid = new_upload_id()
-            folder = self.upload_dir(uid)
+            folder = self.paths.upload_dir(uid)
             await asyncio.to_thread(folder.mkdir, parents=True)
             await asyncio.to_thread(self.data_path(uid).touch)
             try:
-                await self.db.execute(
-                    "INSERT INTO uploads (id, channel, length, filename, title, host) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
-                    uid, channel, length, filename, title, self.node,
-                )  # fmt: skip
+                await store.insert_upload(self.db, uid, channel, length, filename, title, self.node)
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
                 raise
@@ -130,7 +113,10 @@ class Uploads:
         """
         path = self.data_path(uid)
         try:
-            data = await ffprobe_json(self.settings.ffprobe, path)
+            try:
+                data = await probe_json(self.settings.ffprobe, path, timeout=PROBE_TIMEOUT_S)
+            except ProbeError as err:
+                raise vod.Rejected("not a video file (ffprobe cannot read it)") from err
             accepted = vod.check_upload(data)
         except vod.Rejected as err:
             await self._reject(uid, channel, str(err))
@@ -138,11 +124,9 @@ class Uploads:
         vid = new_video_id()
         size = (await asyncio.to_thread(path.stat)).st_size
         async with self.db.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO videos (id, channel, upload_id, title, duration_s, width, height, "
-                "source_bytes, host) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                vid, channel, uid, title, accepted.duration_s, accepted.source.width,
-                accepted.source.height, size, self.node,
+            await store.insert_video(
+                conn, vid, uid, channel, title, self.node, accepted.duration_s,
+                accepted.source.width, accepted.source.height, size,
             )  # fmt: skip
             if not await upload_transition(conn, uid, "done", received=size, video_id=vid):
                 raise Conflict("the upload was terminated")
@@ -152,12 +136,12 @@ class Uploads:
             channel, uid, vid, accepted.format_name, accepted.source.video_codec,
             accepted.source.width, accepted.source.height, accepted.duration_s,
         )  # fmt: skip
-        self.queue.wake.set()
+        self.slot.wake()
         return vid
 
     async def _reject(self, uid: str, channel: str, why: str) -> None:
         await upload_transition(self.db, uid, "rejected", error=why[:500])
-        await asyncio.to_thread(shutil.rmtree, self.upload_dir(uid), True)
+        await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(uid), True)
         metrics.UPLOADS.labels("rejected").inc()
         log.warning("upload rejected channel=%s upload=%s why=%s", channel, uid, why)
 
@@ -165,7 +149,7 @@ class Uploads:
         """tus termination: forget the upload and delete its bytes (409 once it is a video)."""
         if not await upload_transition(self.db, uid, "terminated"):
             raise Conflict("the upload is no longer receiving; delete its video instead")
-        await asyncio.to_thread(shutil.rmtree, self.upload_dir(uid), True)
+        await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(uid), True)
         metrics.UPLOADS.labels("terminated").inc()
         log.info("upload terminated upload=%s", uid)
 
@@ -174,13 +158,8 @@ class Uploads:
     async def finish_stranded(self) -> list[str]:
         """Uploads whose every byte is on disk but that were never checked (the server died
         between the last write and ffprobe, so the client's last PATCH got no answer)."""
-        rows = await self.db.fetch(
-            "SELECT id, channel, title, length FROM uploads WHERE host = $1 "
-            "AND state = 'receiving'",
-            self.node,
-        )
         finished = []
-        for row in rows:
+        for row in await store.receiving(self.db, self.node):
             uid = row["id"]
             lock = self.lock(uid)
             if lock.locked():
@@ -201,15 +180,9 @@ class Uploads:
 
     async def expire(self) -> list[str]:
         """Incomplete uploads idle past upload_expiry_s: marked expired, bytes deleted."""
-        rows = await self.db.fetch(
-            "UPDATE uploads SET state = 'expired', updated_at = now() "
-            "WHERE host = $2 AND state = 'receiving' "
-            "AND updated_at < now() - make_interval(secs => $1) RETURNING id, channel",
-            self.settings.upload_expiry_s,
-            self.node,
-        )
+        rows = await store.expire_idle(self.db, self.node, self.settings.upload_expiry_s)
         for row in rows:
-            await asyncio.to_thread(shutil.rmtree, self.upload_dir(row["id"]), True)
+            await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(row["id"]), True)
             metrics.UPLOADS.labels("expired").inc()
             log.info("upload expired channel=%s upload=%s", row["channel"], row["id"])
         await self._sweep()
@@ -218,14 +191,7 @@ class Uploads:
     async def _sweep(self) -> None:
         """Upload and video folders no row needs any more (a crash between steps, a delete
         through another host)."""
-        needed = {
-            r["id"]
-            for r in await self.db.fetch(
-                "SELECT u.id FROM uploads u LEFT JOIN videos v ON v.id = u.video_id "
-                "WHERE u.state = 'receiving' OR (u.state = 'done' "
-                "AND v.state IN ('queued', 'transcoding'))"
-            )
-        }
+        needed = await store.needed_upload_ids(self.db)
         now = time.time()
         for folder in await asyncio.to_thread(lambda: list(self.root.iterdir())):
             if folder.name in needed or folder.name in self.locks:
@@ -235,9 +201,7 @@ class Uploads:
                     await asyncio.to_thread(shutil.rmtree, folder, True)
                     log.warning("upload folder without a row removed path=%s", folder.name)
         # Ladders of deleted videos: a delete through another host left this host's files.
-        kept = {
-            r["id"] for r in await self.db.fetch("SELECT id FROM videos WHERE state <> 'deleted'")
-        }
+        kept = await store.kept_video_ids(self.db)
         for folder in await asyncio.to_thread(lambda: list(self.videos_root.glob("*/*"))):
             if folder.name in kept or not folder.is_dir():
                 continue
@@ -253,10 +217,7 @@ class Uploads:
             try:
                 await self.finish_stranded()
                 await self.expire()
-                queued = await self.db.fetchval(
-                    "SELECT count(*) FROM videos WHERE state IN ('queued', 'transcoding')"
-                )
-                metrics.VOD_BACKLOG.set(queued)
+                metrics.VOD_BACKLOG.set(await store.backlog(self.db))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -269,46 +230,40 @@ class Uploads:
         """Folders, orphan ffmpegs of a killed server, interrupted jobs back in the queue."""
         for folder in (self.root, self.videos_root):
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        killed = await reap(self.run_dir)
+        killed = await reap_orphans(self.paths.run_dir)
         if killed:
             log.warning("video orphans reaped pids=%s", ",".join(map(str, killed)))
-        # Rows from before hosts were recorded are this host's: right for the single-host
-        # deployments that existed then (with several, the first host to start takes them).
-        for table in ("uploads", "videos"):
-            await self.db.execute(f"UPDATE {table} SET host = $1 WHERE host = ''", self.node)
-        await self._requeue()
-        self._unsubscribe = self.app[EVENTS].subscribe(self._on_stream)
+        await store.claim_legacy(self.db, self.node)
+        await store.requeue(self.db, self.node)
+        self._unsubscribe = self.events.subscribe(self._on_stream)
         self._loops = [
-            asyncio.create_task(self.queue.loop(), name="uploads-vod"),
             asyncio.create_task(self.housekeeping_loop(), name="uploads-housekeeping"),
         ]
-        self.queue.wake.set()
+        self.slot.add(self.jobs)
 
     async def _on_stream(self, event: StreamEvent) -> None:
         """A channel went offline: queued videos may be able to start now."""
         if not event.live:
-            self.queue.wake.set()
+            self.slot.wake()
 
     async def close(self) -> None:
         """Stop the loops; a job cut short goes back to the queue for the next start."""
         self._unsubscribe()
+        await self.slot.withdraw(self.jobs)
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self._requeue()
+            await store.requeue(self.db, self.node)
 
-    async def _requeue(self) -> None:
-        """This host's interrupted transcodes go back to the queue (others' still run)."""
-        await self.db.execute(
-            "UPDATE videos SET state = 'queued' WHERE host = $1 AND state = 'transcoding'",
-            self.node,
-        )
+
+UPLOADS: web.AppKey[Uploads] = web.AppKey("uploads", Uploads)
 
 
 async def uploads(app: web.Application) -> AsyncIterator[None]:
-    """Own upload housekeeping and the VOD queue for the life of the app."""
-    state = Uploads(app)
+    """Own upload housekeeping and the VOD jobs for the life of the app."""
+    ladder = app[LADDERS].config
+    state = Uploads(app[SETTINGS], app[DB], app[EVENTS], app[ENCODER], ladder)
     app[UPLOADS] = state
     await state.start()
     yield

@@ -26,12 +26,14 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from server import channels
-from server.api import path_slug
-from server.errors import ApiError, NotFound, Unauthorized, json_error
-from server.keys import DB, SETTINGS, UPLOADS
-from server.uploads import metrics
+from server.channels.store import CHANNELS
+from server.db import DB
+from server.settings import SETTINGS
+from server.uploads import metrics, store
+from server.uploads.service import UPLOADS
 from server.uploads.store import UPLOAD_ID_RE, hash_token
+from server.web.auth import bearer_token, is_admin, path_slug
+from server.web.errors import ApiError, NotFound, Unauthorized, json_error
 
 log = logging.getLogger("onair.uploads")
 routes = web.RouteTableDef()
@@ -87,26 +89,15 @@ def _header_int(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-def _bearer(request: web.Request) -> bytes:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return b""
-    # aiohttp keeps undecodable header bytes as surrogates; surrogateescape gives them back.
-    return given.strip().encode("utf-8", "surrogateescape")
-
-
 async def require_uploader(request: web.Request, channel: str) -> None:
     """401 unless the bearer is the admin token or the channel's upload token."""
-    given = _bearer(request)
-    admin = request.app[SETTINGS].admin_token.encode()
-    if given and admin and hmac.compare_digest(given, admin):
+    if is_admin(request):
         return
+    given = bearer_token(request)
     if given:
-        stored = await request.app[DB].fetchval(
-            "SELECT token_hash FROM upload_tokens WHERE channel = $1", channel
-        )
+        stored = await store.upload_token_hash(request.app[DB], channel)
         digest = hash_token(given.decode("utf-8", "surrogateescape"))
-        if stored is not None and hmac.compare_digest(bytes(stored), digest):
+        if stored is not None and hmac.compare_digest(stored, digest):
             return
     raise Unauthorized("admin token or the channel's upload token required")
 
@@ -158,7 +149,7 @@ async def create_upload(request: web.Request) -> web.Response:
     """tus creation: 201 + Location, or 413 (too big), 507 (no room), 401, 404."""
     slug = path_slug(request)
     _check_version(request)
-    await channels.get_channel(request.app[DB], slug)
+    await request.app[CHANNELS].get(slug)
     await require_uploader(request, slug)
     if "Upload-Defer-Length" in request.headers:
         raise ApiError("Upload-Defer-Length is not supported; send Upload-Length")
@@ -188,7 +179,7 @@ async def _upload_row(request: web.Request) -> asyncpg.Record:
     uid = request.match_info["id"]
     if not UPLOAD_ID_RE.match(uid):
         raise NotFound("no such upload")
-    row = await request.app[DB].fetchrow("SELECT * FROM uploads WHERE id = $1", uid)
+    row = await store.get_upload(request.app[DB], uid)
     if row is None:
         raise NotFound("no such upload")
     await require_uploader(request, row["channel"])
@@ -253,12 +244,7 @@ async def _write(fd: int, parts: list[bytes]) -> None:
 
 
 async def _touch(request: web.Request, uid: str, received: int) -> None:
-    await request.app[DB].execute(
-        "UPDATE uploads SET received = $2, updated_at = now() "
-        "WHERE id = $1 AND state = 'receiving'",
-        uid,
-        received,
-    )
+    await store.touch_upload(request.app[DB], uid, received)
 
 
 @routes.patch("/api/uploads/{id}")

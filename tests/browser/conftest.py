@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from server import channels
-from server.keys import DB
+from server.channels.store import CHANNELS
 from tests.conftest import LiveStack, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +109,7 @@ async def open_page(
 
 async def new_channel(stack: LiveStack, slug: str, title: str | None = None) -> str:
     """Create a channel in the stack's database; returns its stream key."""
-    _, key = await channels.create_channel(stack.app[DB], slug, title or slug.title())
+    _, key = await stack.app[CHANNELS].create(slug, title or slug.title())
     return key
 
 

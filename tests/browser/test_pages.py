@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from aiohttp.test_utils import TestClient
 
-from server import channels
-from server.keys import DB, LIVE
+from server.channels.store import CHANNELS
+from server.live.streams import STREAMS
 
 SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 ASSET_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
@@ -15,7 +16,7 @@ ASSET_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 
 async def make(client: TestClient, slug: str, title: str) -> None:
     """A channel straight in the database."""
-    await channels.create_channel(client.app[DB], slug, title)
+    await client.app[CHANNELS].create(slug, title)
 
 
 async def test_pages_carry_a_strict_csp_and_security_headers(client: TestClient) -> None:
@@ -82,7 +83,7 @@ async def test_static_files_have_hashed_names_and_long_cache(client: TestClient)
 async def test_channel_list_puts_live_channels_first(client: TestClient) -> None:
     await make(client, "first", "First Created")
     await make(client, "second", "Second Created")
-    client.app[LIVE].go_live("second")
+    client.app[STREAMS].started["second"] = datetime.now(UTC)  # live, no ladder needed
     html = await (await client.get("/")).text()
     assert html.index("Second Created") < html.index("First Created")
     assert 'src="/thumb/second.jpg"' in html
@@ -92,6 +93,6 @@ async def test_channel_list_puts_live_channels_first(client: TestClient) -> None
 async def test_thumbnail_is_404_while_offline_or_not_ready(client: TestClient) -> None:
     await make(client, "demo", "Demo")
     assert (await client.get("/thumb/demo.jpg")).status == 404
-    client.app[LIVE].go_live("demo")
+    client.app[STREAMS].started["demo"] = datetime.now(UTC)
     assert (await client.get("/thumb/demo.jpg")).status == 404  # no segment yet
     assert (await client.get("/thumb/BAD.jpg")).status == 404

@@ -1,4 +1,4 @@
-"""Chat fixtures: a real redis-server, real apps on free ports, Socket.IO clients that record."""
+"""Chat fixtures: quick viewer ticks and Socket.IO clients that record every event."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import socketio
-from aiohttp import web
 
-from server import channels
-from server.app import create_app
-from server.keys import DB
 from server.settings import Settings
-from tests.conftest import free_port
 
 WAIT = 5.0
 SERVER_EVENTS = ("message", "deleted", "viewers", "stream", "slow_mode")
@@ -27,39 +21,6 @@ SERVER_EVENTS = ("message", "deleted", "viewers", "stream", "slow_mode")
 def chat_settings(settings: Settings) -> Settings:
     """The suite's settings with a quick viewer tick."""
     return settings.with_changes(chat_viewers_seconds=0.1)
-
-
-@dataclass
-class Running:
-    """An app served on a real port."""
-
-    app: web.Application
-    runner: web.AppRunner
-    url: str
-
-    async def stop(self) -> None:
-        """Graceful stop: what `onair serve` does on SIGTERM."""
-        await self.runner.cleanup()
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Settings], Awaitable[Running]]]:
-    """Start the real app on a free loopback port; every one left running is stopped."""
-    started: list[Running] = []
-
-    async def start(settings: Settings) -> Running:
-        app = create_app(settings)
-        runner = web.AppRunner(app, shutdown_timeout=5)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        running = Running(app, runner, f"http://127.0.0.1:{port}")
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        await running.runner.cleanup()
 
 
 class Chatter:
@@ -121,11 +82,6 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Chatter]]]:
     for chatter in made:
         if chatter.sio.connected:
             await chatter.sio.disconnect()
-
-
-async def make_channel(app: web.Application, slug: str) -> None:
-    """A channel straight in the database."""
-    await channels.create_channel(app[DB], slug, slug.title())
 
 
 async def poll(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:

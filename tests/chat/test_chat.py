@@ -9,13 +9,15 @@ import pytest
 import socketio
 from prometheus_client import REGISTRY
 
-from server import chat_store
-from server.events import StreamEvent
-from server.keys import DB, EVENTS, LIVE
+from server.channels.store import CHANNELS
+from server.chat import store as chat_store
+from server.db import DB
+from server.events import EVENTS, StreamEvent
+from server.live.viewers import VIEWERS
 from server.settings import Settings
-from tests.chat.conftest import Chatter, Running, make_channel, poll
+from tests.chat.conftest import Chatter, poll
+from tests.conftest import Running, Serve
 
-Serve = Callable[[Settings], Awaitable[Running]]
 Connect = Callable[..., Awaitable[Chatter]]
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -30,8 +32,8 @@ async def test_rooms_keep_messages_apart(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "alpha")
-    await make_channel(server.app, "beta")
+    await server.app[CHANNELS].create("alpha", "alpha")
+    await server.app[CHANNELS].create("beta", "beta")
     ann = await connect(server.url, "10.0.0.1")
     bob = await connect(server.url, "10.0.0.2")
     cat = await connect(server.url, "10.0.0.3")
@@ -62,7 +64,7 @@ async def test_markup_is_plain_text_end_to_end(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "xss")
+    await server.app[CHANNELS].create("xss", "xss")
     ann = await connect(server.url, "10.0.0.1")
     await ann.call("join", {"channel": "xss", "name": "Ann"})
     ack = await ann.call("message", {"channel": "xss", "text": XSS})
@@ -83,7 +85,7 @@ async def test_refusals_name_the_reason(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "rules")
+    await server.app[CHANNELS].create("rules", "rules")
     ann = await connect(server.url, "10.0.0.1")
     refused = (
         REGISTRY.get_sample_value("onair_chat_messages_rejected_total", {"reason": "not_joined"})
@@ -126,7 +128,7 @@ async def test_rate_limit_per_connection_and_per_address(
         chat_rate_messages=3, chat_rate_ip_messages=4, chat_rate_seconds=60.0
     )
     server = await serve(settings)
-    await make_channel(server.app, "fast")
+    await server.app[CHANNELS].create("fast", "fast")
     ann = await connect(server.url, "10.0.0.1")
     await ann.call("join", {"channel": "fast", "name": "Ann"})
     results = [await ann.call("message", {"channel": "fast", "text": f"m{i}"}) for i in range(4)]
@@ -149,7 +151,7 @@ async def test_moderator_slow_mode_delete_and_ban(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "mod")
+    await server.app[CHANNELS].create("mod", "mod")
     token = await moderator_token(server, "mod")
     mod = await connect(server.url, "10.0.0.1", token=token)
     ann = await connect(server.url, "10.0.0.2")
@@ -218,8 +220,8 @@ async def test_moderator_tokens_are_checked_and_revocable(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "one")
-    await make_channel(server.app, "two")
+    await server.app[CHANNELS].create("one", "one")
+    await server.app[CHANNELS].create("two", "two")
     moderator, token = await chat_store.create_moderator(server.app[DB], "one", "Mod")
     refused = Chatter()
     reasons: list[object] = []
@@ -242,7 +244,7 @@ async def test_history_is_the_last_50_oldest_first(
 ) -> None:
     roomy = chat_settings.with_changes(chat_rate_messages=100, chat_rate_ip_messages=100)
     server = await serve(roomy)
-    await make_channel(server.app, "hist")
+    await server.app[CHANNELS].create("hist", "hist")
     ann = await connect(server.url)
     await ann.call("join", {"channel": "hist", "name": "Ann"})
     for i in range(55):
@@ -259,7 +261,7 @@ async def test_graceful_restart_keeps_messages_and_bans(
     # No periodic flush in this test: only the one on shutdown can store the messages.
     monkeypatch.setattr(chat_store, "FLUSH_SECONDS", 3600.0)
     first = await serve(chat_settings)
-    await make_channel(first.app, "keep")
+    await first.app[CHANNELS].create("keep", "keep")
     token = await moderator_token(first, "keep")
     ann = await connect(first.url, "10.0.0.1")
     mod = await connect(first.url, "10.0.0.7", token=token)
@@ -287,7 +289,7 @@ async def test_viewers_and_stream_events(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "show")
+    await server.app[CHANNELS].create("show", "show")
     ann = await connect(server.url, "10.0.0.1")
     bob = await connect(server.url, "10.0.0.2")
     await ann.call("join", {"channel": "show", "name": "Ann"})
@@ -297,12 +299,12 @@ async def test_viewers_and_stream_events(
         "count": 2,
     }
     # HLS players counted elsewhere win when there are more of them.
-    server.app[LIVE].viewer_counts["show"] = 7
+    server.app[VIEWERS].counts["show"] = 7
     await bob.wait_for("viewers", lambda p: p["count"] == 7)
     await ann.wait_for("viewers", lambda p: p["count"] == 7)
     seen = len(ann.events["viewers"])
     await bob.sio.disconnect()
-    server.app[LIVE].viewer_counts["show"] = 0
+    server.app[VIEWERS].counts["show"] = 0
     await ann.wait_for("viewers", lambda p: p["count"] == 1)
     assert len(ann.events["viewers"]) == seen + 1  # only when the count changes
 
@@ -321,7 +323,7 @@ async def test_addresses_are_stored_only_as_keyed_hashes(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "priv")
+    await server.app[CHANNELS].create("priv", "priv")
     ann = await connect(server.url, "203.0.113.77")
     await ann.call("join", {"channel": "priv", "name": "Ann"})
     ack = await ann.call("message", {"channel": "priv", "text": "hello"})
@@ -341,7 +343,7 @@ async def _is_not_none(value: Awaitable[object]) -> bool:
 
 async def test_metrics_count_chat(chat_settings: Settings, serve: Serve, connect: Connect) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "count")
+    await server.app[CHANNELS].create("count", "count")
     before = REGISTRY.get_sample_value("onair_chat_messages_accepted_total") or 0.0
     ann = await connect(server.url)
     await ann.call("join", {"channel": "count", "name": "Ann"})
@@ -362,8 +364,8 @@ async def test_a_moderator_deletes_only_in_the_channel_they_moderate(
     chat_settings: Settings, serve: Serve, connect: Connect
 ) -> None:
     server = await serve(chat_settings)
-    await make_channel(server.app, "home")
-    await make_channel(server.app, "away")
+    await server.app[CHANNELS].create("home", "home")
+    await server.app[CHANNELS].create("away", "away")
     mod = await connect(server.url, "10.0.0.1", token=await moderator_token(server, "home"))
     assert (await mod.call("join", {"channel": "home"}))["user"]["role"] == "moderator"
     writer = await connect(server.url, "10.0.0.2")

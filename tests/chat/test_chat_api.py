@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from server import channels
-from server.chat_limits import MessageIds
-from server.chat_payloads import MessagePayload, UserPayload
-from server.chat_store import MessageWriter, utc_from_ms
-from server.keys import DB
+from server.channels.store import CHANNELS
+from server.chat.limits import MessageIds
+from server.chat.payloads import MessagePayload, UserPayload
+from server.chat.store import MessageWriter, utc_from_ms
+from server.db import DB
 
 
 async def store(client: TestClient, slug: str, count: int) -> list[str]:
@@ -33,7 +33,7 @@ async def store(client: TestClient, slug: str, count: int) -> list[str]:
 
 
 async def test_messages_page_backwards(client: TestClient) -> None:
-    await channels.create_channel(client.app[DB], "pages", "Pages")
+    await client.app[CHANNELS].create("pages", "Pages")
     ids = await store(client, "pages", 120)
     latest = await (await client.get("/api/channels/pages/messages")).json()
     assert [m["id"] for m in latest] == ids[-50:]
@@ -45,7 +45,7 @@ async def test_messages_page_backwards(client: TestClient) -> None:
 
 
 async def test_messages_bad_queries(client: TestClient) -> None:
-    await channels.create_channel(client.app[DB], "q", "Q")
+    await client.app[CHANNELS].create("q", "Q")
     assert (await client.get("/api/channels/missing/messages")).status == 404
     assert (await client.get("/api/channels/Bad..slug/messages")).status == 404
     for query in ("limit=0", "limit=201", "limit=x", "before=zz", "before=' OR 1=1 --"):
@@ -55,7 +55,7 @@ async def test_messages_bad_queries(client: TestClient) -> None:
 
 
 async def test_moderator_tokens_admin_only(client: TestClient, admin: dict[str, str]) -> None:
-    await channels.create_channel(client.app[DB], "modded", "Modded")
+    await client.app[CHANNELS].create("modded", "Modded")
     path = "/api/channels/modded/moderators"
     assert (await client.post(path, json={"name": "Zoe"})).status == 401
     assert (await client.get(path)).status == 401

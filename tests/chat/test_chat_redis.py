@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from server import chat_store
-from server.keys import DB
+from server.channels.store import CHANNELS
+from server.chat import store as chat_store
+from server.db import DB
 from server.settings import Settings
-from tests.chat.conftest import Chatter, Running, make_channel
+from tests.chat.conftest import Chatter
+from tests.conftest import Serve
 
-Serve = Callable[[Settings], Awaitable[Running]]
 Connect = Callable[..., Awaitable[Chatter]]
 
 
@@ -21,7 +22,7 @@ async def test_two_hosts_share_rooms_through_redis(
     settings = chat_settings.with_changes(redis_url=redis_url)
     east = await serve(settings)
     west = await serve(settings)
-    await make_channel(east.app, "shared")
+    await east.app[CHANNELS].create("shared", "shared")
     _, token = await chat_store.create_moderator(east.app[DB], "shared", "Mod")
 
     ann = await connect(east.url, "10.0.0.1")
@@ -69,7 +70,7 @@ async def test_redis_history_survives_restart(
 ) -> None:
     settings = chat_settings.with_changes(redis_url=redis_url)
     first = await serve(settings)
-    await make_channel(first.app, "again")
+    await first.app[CHANNELS].create("again", "again")
     ann = await connect(first.url)
     await ann.call("join", {"channel": "again", "name": "Ann"})
     for text in ("a", "b", "c"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.nginx import nginx_binary
+from server.ops.nginx import nginx_binary
 from tests.conftest import free_port, open_tempdir
 from tests.deploy.helpers import ROOT, run, tail
 

@@ -17,7 +17,7 @@ import schemathesis
 from aiohttp import web
 
 from server.app import create_app
-from server.pgcluster import PgCluster
+from server.ops.pgcluster import PgCluster
 from server.settings import Settings
 from tests.conftest import ADMIN_TOKEN, free_port, open_tempdir
 

@@ -1,4 +1,4 @@
-"""Schemathesis drives every operation in server/openapi.json: no 5xx, every error is JSON."""
+"""Schemathesis drives every operation in server/web/openapi.json: no 5xx, every error is JSON."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from schemathesis import Case, CheckContext, GenerationMode, Response
 from server.app import create_app
 from tests.fuzz.conftest import FuzzServer
 
-DOCUMENT = Path(__file__).parents[2] / "server" / "openapi.json"
+DOCUMENT = Path(__file__).parents[2] / "server" / "web" / "openapi.json"
 # Enough to reach each handler's validation and database paths; small enough for CI on 2 cores.
 MAX_EXAMPLES = 25
 
@@ -72,7 +72,7 @@ def test_api(case: Case[Any], seeded: FuzzServer) -> None:
 
 
 def test_document_is_served_and_complete(fuzz_server: FuzzServer) -> None:
-    """GET /api/openapi.json is server/openapi.json, and it names every /api route the app has."""
+    """GET /api/openapi.json is server/web/openapi.json; it names every /api route the app has."""
     served = requests.get(f"{fuzz_server.url}/api/openapi.json", timeout=10)
     assert served.status_code == 200
     assert served.headers["Content-Type"].startswith("application/json")

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server import channels
-from server.keys import DB, LIVE
+from server.channels.store import CHANNELS
+from server.live.streams import STREAMS
 from tests.conftest import LiveStack, ffmpeg_pids, wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -63,7 +63,7 @@ async def ffprobe_video(data: bytes, tmp: Path) -> tuple[str, int]:
 
 
 async def new_channel(stack: LiveStack, slug: str) -> str:
-    _, key = await channels.create_channel(stack.app[DB], slug, slug.title())
+    _, key = await stack.app[CHANNELS].create(slug, slug.title())
     return key
 
 
@@ -121,7 +121,7 @@ async def test_720p_push_gives_three_hevc_rungs_and_one_h264(
         codec, height = await ffprobe_video(init + media, tmp_path)
         expected = "hevc" if attrs["CODECS"].startswith("hvc1") else "h264"
         assert (codec, height) == (expected, declared_height)
-    assert live_stack.app[LIVE].started_at("main") is not None
+    assert live_stack.app[STREAMS].started_at("main") is not None
 
 
 async def test_small_source_is_never_upscaled(
@@ -149,7 +149,7 @@ async def test_wrong_key_and_second_publisher_are_rejected(
     first = await publish(live_stack.rtmp(key), size="320x240")
 
     async def is_live() -> bool:
-        return live_stack.app[LIVE].started_at("solo") is not None
+        return live_stack.app[STREAMS].started_at("solo") is not None
 
     await wait_until(is_live, 30, "the channel to go live")
     second = await publish(live_stack.rtmp(key), size="320x240")
@@ -179,7 +179,7 @@ async def test_rotate_key_drops_publisher_and_leaving_ends_playlists(
     await asyncio.wait_for(publisher.process.wait(), 15)
 
     async def offline_and_ended() -> bool:
-        if live_stack.app[LIVE].started_at("rotate") is not None or ffmpeg_pids(media_dir):
+        if live_stack.app[STREAMS].started_at("rotate") is not None or ffmpeg_pids(media_dir):
             return False
         playlists = list((media_dir / "live" / "rotate").glob("*/index.m3u8"))
         return bool(playlists) and all(
@@ -231,7 +231,7 @@ async def test_no_stream_key_anywhere_after_a_session(
     await publisher.stop()
 
     async def offline() -> bool:
-        return live_stack.app[LIVE].started_at("secret") is None
+        return live_stack.app[STREAMS].started_at("secret") is None
 
     await wait_until(offline, 30, "the channel to go offline")
     assert key not in caplog.text

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 
-from server import channels
 from server.settings import Settings
-from tests.conftest import ffmpeg_pids, running_nginx, start_server, wait_until
+from tests.conftest import (
+    ServeProcess,
+    channel_in_database,
+    ffmpeg_pids,
+    running_nginx,
+    wait_until,
+)
 from tests.media.test_live_path import LADDER_TIMEOUT
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -34,23 +40,12 @@ async def update_hooks_seen(settings: Settings) -> float:
 
 async def test_kill_9_server_then_ladder_resumes_without_orphans(
     settings: Settings,
-    publish,
-    servers,  # type: ignore[no-untyped-def]
+    publish,  # type: ignore[no-untyped-def]
+    serve_process: ServeProcess,
 ) -> None:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        from server.db import migrate
-
-        await migrate(conn)
-        key = channels.new_stream_key()
-        await conn.execute(
-            "INSERT INTO channels (slug, title, key_hash) VALUES ('crash', 'Crash', $1)",
-            channels.hash_key(key),
-        )
-    finally:
-        await conn.close()
-
-    servers.append(await start_server(settings))
+    assert settings.database_url is not None
+    key = await channel_in_database(settings.database_url, "crash")
+    first = await serve_process(settings)
     media_dir = settings.media_root
     async with running_nginx(settings):
         await publish(f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}", size="320x240")
@@ -72,9 +67,9 @@ async def test_kill_9_server_then_ladder_resumes_without_orphans(
             return await update_hooks_seen(settings) > seen
 
         await wait_until(update_arrived, 15, "an on_update hook")
-        servers[0].send_signal(signal.SIGKILL)
-        await servers[0].wait()
-        servers.append(await start_server(settings))
+        first.process.send_signal(signal.SIGKILL)
+        await first.process.wait()
+        await serve_process(settings)
 
         playlist = media_dir / "live" / "crash" / "master.m3u8"
         mtime = playlist.stat().st_mtime
@@ -92,3 +87,65 @@ async def test_kill_9_server_then_ladder_resumes_without_orphans(
             )
 
         await wait_until(resumed, LADDER_TIMEOUT, "the ladder to resume with one FFmpeg")
+
+
+def leftover(marker: str = "", pidfile: Path | None = None) -> subprocess.Popen[bytes]:
+    """An FFmpeg as an older server left it: own session, the marker in its argv, and its
+    pidfile in the old place and format ("<pid>\\n<marker>\\n"); without a pidfile, an
+    FFmpeg that is none of ours."""
+    tag = ["-metadata", f"comment={marker}"] if marker else []
+    proc = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "quiet", "-re", "-f", "lavfi",
+         "-i", "testsrc=size=64x64:rate=5", *tag, "-f", "null", "-"],
+        start_new_session=True,
+    )  # fmt: skip
+    if pidfile is not None:
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        pidfile.write_text(f"{proc.pid}\n{marker}\n")
+    return proc
+
+
+async def test_an_upgrade_in_place_reaps_what_the_old_layout_left(
+    settings: Settings,
+    publish,  # type: ignore[no-untyped-def]
+    serve_process: ServeProcess,
+) -> None:
+    assert settings.database_url is not None
+    key = await channel_in_database(settings.database_url, "upgrade")
+    media = settings.media_root
+    # What the layout before the house move wrote (transcoder/live.py, recordings/process.py,
+    # uploads/jobs.py): a live ladder, a recorder and a VOD ladder, each with its pidfile.
+    ladder = leftover(str(media / "live" / "upgrade"), media / "run" / "upgrade.pid")
+    recorder = leftover(
+        "onair-recording-1a2b3c4d5e6f7a8b", media / "run" / "recordings" / "1a2b3c4d5e6f7a8b.pid"
+    )
+    video = leftover(
+        "onair-recording-720p", media / "run" / "videos" / "ladder-1a2b3c4d5e6f7a8c.pid"
+    )
+    bystander = leftover()  # not ours: left alone
+    try:
+        await serve_process(settings)
+        async with running_nginx(settings):
+
+            async def reaped_at_start() -> bool:
+                return recorder.poll() is not None and video.poll() is not None
+
+            await wait_until(reaped_at_start, 30, "the recorder and VOD leftovers to be reaped")
+            assert ladder.poll() is None  # a channel's ladder is reaped when it goes live
+            await publish(f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}", size="320x240")
+
+            async def ladder_replaced() -> bool:
+                pids = ffmpeg_pids(media / "live" / "upgrade")
+                return ladder.poll() is not None and len(pids) == 1 and pids[0] != ladder.pid
+
+            await wait_until(ladder_replaced, LADDER_TIMEOUT, "the old ladder to be replaced")
+        for proc in (ladder, recorder, video):
+            assert proc.returncode == -signal.SIGKILL
+        assert bystander.poll() is None
+        assert not (media / "run" / "recordings" / "1a2b3c4d5e6f7a8b.pid").exists()
+        assert not (media / "run" / "videos" / "ladder-1a2b3c4d5e6f7a8c.pid").exists()
+    finally:
+        for proc in (ladder, recorder, video, bystander):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -15,12 +15,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import ffmpeg_pids, wait_until
-from transcoder.command import TranscodeJob
-from transcoder.ladder import LadderConfig, Rung, choose_ladder, codecs_string
-from transcoder.live import LiveTranscoders
-from transcoder.playlist import write_master
-from transcoder.probe import SourceInfo, probe_source
-from transcoder.supervisor import Supervisor, SupervisorOptions, reap_orphans
+from transcoder.ffmpeg.probe import SourceInfo, probe_source
+from transcoder.ffmpeg.process import reap_orphans
+from transcoder.layout import MediaLayout
+from transcoder.live.command import TranscodeJob
+from transcoder.live.ladder import LadderConfig, Rung, choose_ladder, codecs_string
+from transcoder.live.playlist import write_master
+from transcoder.live.pool import LadderPool
+from transcoder.live.supervisor import Supervisor, SupervisorOptions
 
 pytestmark = pytest.mark.media
 
@@ -198,8 +200,8 @@ async def test_reap_orphans_kills_only_a_verified_leftover_ffmpeg(tmp_path: Path
 async def test_live_transcoders_start_is_idempotent_and_stop_ends(
     tmp_path: Path, source_flv: Path
 ) -> None:
-    live = LiveTranscoders(
-        tmp_path, CONFIG, probe_timeout=10, options=OPTIONS, input_options=LOOP_INPUT
+    live = LadderPool(
+        MediaLayout(tmp_path), CONFIG, probe_timeout=10, options=OPTIONS, input_options=LOOP_INPUT
     )
     with pytest.raises(ValueError):
         await live.start("../etc", str(source_flv))
@@ -242,8 +244,8 @@ async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
     )
     # -re caps speed at 1.0, so demanding 1.5 makes the policy see a channel falling behind
     options = SupervisorOptions(shed_window_s=3.0, shed_min_speed=1.5, backoff_initial_s=0.2)
-    live = LiveTranscoders(
-        tmp_path, config, probe_timeout=10, options=options, input_options=LOOP_INPUT
+    live = LadderPool(
+        MediaLayout(tmp_path), config, probe_timeout=10, options=options, input_options=LOOP_INPUT
     )
     out = tmp_path / "live" / "demo"
     await live.start("demo", str(source_flv))

@@ -8,10 +8,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from server import channels
 from server.settings import Settings
 from tests.conftest import open_tempdir
 
@@ -61,24 +59,6 @@ async def make_part(path: Path, seconds: float, size: str = "320x240", offset: f
         "-f", "mpegts", str(path),
     )  # fmt: skip
     assert await proc.wait() == 0
-
-
-async def make_channel(database_url: str, slug: str) -> str:
-    """Migrate, create a channel; returns its stream key."""
-    from server.db import migrate
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        await migrate(conn)
-        key = channels.new_stream_key()
-        await conn.execute(
-            "INSERT INTO channels (slug, title, key_hash) VALUES ($1, $1, $2)",
-            slug,
-            channels.hash_key(key),
-        )
-        return key
-    finally:
-        await conn.close()
 
 
 async def publish_for(

@@ -8,9 +8,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server import channels
-from server.keys import DB, RECORDINGS
-from server.recordings import new_id
+from server.channels.store import CHANNELS
+from server.db import DB
+from server.recordings.service import RECORDINGS
+from server.recordings.store import new_id
 
 
 async def add(client: TestClient, state: str) -> str:
@@ -28,7 +29,7 @@ async def add(client: TestClient, state: str) -> str:
 async def test_list_and_delete_edges(client: TestClient, admin: dict[str, str]) -> None:
     assert (await client.get("/api/channels/nobody/recordings")).status == 404
     assert (await client.get("/api/channels/..%2Fetc/recordings")).status == 404
-    await channels.create_channel(client.app[DB], "api", "Api")
+    await client.app[CHANNELS].create("api", "Api")
     assert await (await client.get("/api/channels/api/recordings")).json() == []
 
     live = await add(client, "recording")
@@ -56,7 +57,7 @@ async def test_list_and_delete_edges(client: TestClient, admin: dict[str, str]) 
 
 
 async def test_state_machine_refuses_skipping_steps(client: TestClient) -> None:
-    await channels.create_channel(client.app[DB], "api", "Api")
+    await client.app[CHANNELS].create("api", "Api")
     rid = await add(client, "recording")
 
     with pytest.raises(asyncpg.CheckViolationError):

@@ -9,9 +9,12 @@ import signal
 import pytest
 from prometheus_client import REGISTRY
 
-from server import channels
-from server.keys import DB, RECORDINGS, TRANSCODERS
-from server.recordings import new_id
+from server.background.slot import ENCODER
+from server.channels.store import CHANNELS
+from server.db import DB
+from server.live.ladders import LADDERS
+from server.recordings.service import RECORDINGS
+from server.recordings.store import new_id
 from server.settings import Settings
 from tests.conftest import LiveStack, wait_until
 from tests.recordings.conftest import make_part, publish_for
@@ -34,7 +37,7 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
     app = live_stack.app
     state = app[RECORDINGS]
     await state.recovered.wait()
-    _, key = await channels.create_channel(app[DB], "gate", "Gate")
+    _, key = await app[CHANNELS].create("gate", "Gate")
     rid = new_id()
     folder = state.directory("gate", rid)
     folder.mkdir(parents=True)
@@ -44,7 +47,7 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
     publisher = await publish_for(live_stack.rtmp(key), 180)
 
     async def ladder_running() -> bool:
-        return "gate" in app[TRANSCODERS].transcoders.running()
+        return "gate" in app[LADDERS].running()
 
     await wait_until(ladder_running, 60, "the live ladder")
     await app[DB].execute(
@@ -52,7 +55,7 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
         rid,
         state.node,
     )
-    state.wake.set()
+    app[ENCODER].wake()
 
     async def paused() -> bool:
         return REGISTRY.get_sample_value("onair_recordings_compress_paused") == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
@@ -10,17 +9,17 @@ import asyncpg
 import pytest
 
 from server.settings import Settings
-from tests.conftest import running_nginx, start_server, wait_until
-from tests.recordings.conftest import decodes, duration, make_channel, publish_for
+from tests.conftest import ServeProcess, channel_in_database, running_nginx, wait_until
+from tests.recordings.conftest import decodes, duration, publish_for
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 async def test_kill_9_mid_recording_is_finalized_at_next_start(
-    settings: Settings, servers: list[asyncio.subprocess.Process]
+    settings: Settings, serve_process: ServeProcess
 ) -> None:
-    key = await make_channel(settings.database_url or "", "crash")
-    servers.append(await start_server(settings))
+    key = await channel_in_database(settings.database_url or "", "crash")
+    first = await serve_process(settings)
     db = await asyncpg.connect(settings.database_url)
     try:
         async with running_nginx(settings):
@@ -38,12 +37,12 @@ async def test_kill_9_mid_recording_is_finalized_at_next_start(
             await wait_until(recording_for_a_while, 60, "several seconds recorded")
             assert part is not None
             recorded = await duration(part)
-            servers[0].send_signal(signal.SIGKILL)
-            await servers[0].wait()
+            first.process.send_signal(signal.SIGKILL)
+            await first.process.wait()
             publisher.send_signal(signal.SIGINT)
             await publisher.wait()
 
-            servers.append(await start_server(settings))
+            await serve_process(settings)
 
             async def finalized() -> bool:
                 # ready: finalized, and compressed too, so no file is replaced while we decode

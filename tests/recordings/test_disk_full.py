@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server import channels
-from server.keys import DB, RECORDINGS
+from server.channels.store import CHANNELS
+from server.db import DB
+from server.recordings.service import RECORDINGS
 from tests.conftest import LiveStack, wait_until
 from tests.recordings.conftest import decodes, publish_for, tmpfs
 
@@ -44,7 +45,7 @@ async def test_full_disk_stops_recording_not_live_and_space_brings_it_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger="onair.recordings")
     app = live_stack.app
-    _, key = await channels.create_channel(app[DB], "full", "Full")
+    _, key = await app[CHANNELS].create("full", "Full")
     publisher = await publish_for(live_stack.rtmp(key), 180)
     root = live_stack.settings.media_root
     folder: Path | None = None

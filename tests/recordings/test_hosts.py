@@ -17,12 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
-from server.keys import DB, RECORDINGS
-from server.recordings import new_id
+from server.db import DB
+from server.recordings.service import RECORDINGS
+from server.recordings.store import new_id
 from server.settings import Settings
 from server.uploads.store import new_upload_id, new_video_id
-from tests.conftest import open_tempdir, wait_until
-from tests.recordings.conftest import make_channel
+from tests.conftest import channel_in_database, open_tempdir, wait_until
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ async def test_a_host_leaves_other_hosts_rows_alone(
     admin: dict[str, str],  # type: ignore[no-untyped-def]
 ) -> None:
     assert settings.database_url is not None
-    await make_channel(settings.database_url, "hosts")
+    await channel_in_database(settings.database_url, "hosts")
     db = await asyncpg.connect(settings.database_url)
     try:
         # Oldest first: were B to take any host's rows, it would take A's before its own.

@@ -8,31 +8,25 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server import channels
-from server.keys import DB, RECORDINGS
-from tests.conftest import LiveStack, wait_until
+from server.channels.store import CHANNELS
+from server.recordings.service import RECORDINGS
+from tests.conftest import LiveStack, json_of, wait_until
 from tests.recordings.conftest import decodes, publish_for
 from transcoder.recordings import media
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def get_json(stack: LiveStack, path: str) -> Any:
-    async with aiohttp.ClientSession() as session, session.get(stack.http + path) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
 async def test_twenty_second_session_is_recorded_compressed_and_deleted(
     live_stack: LiveStack, admin: dict[str, str]
 ) -> None:
-    _, key = await channels.create_channel(live_stack.app[DB], "rec", "Rec")
+    _, key = await live_stack.app[CHANNELS].create("rec", "Rec")
     publisher = await publish_for(live_stack.rtmp(key), 20)
     recordings: list[dict[str, Any]] = []
 
     async def recording() -> bool:
         nonlocal recordings
-        recordings = await get_json(live_stack, "/api/channels/rec/recordings")
+        recordings = await json_of(live_stack.http + "/api/channels/rec/recordings")
         return len(recordings) == 1 and recordings[0]["state"] == "recording"
 
     await wait_until(recording, 20, "a recording in state recording")
@@ -41,7 +35,7 @@ async def test_twenty_second_session_is_recorded_compressed_and_deleted(
 
     async def finalized() -> bool:
         nonlocal recordings
-        recordings = await get_json(live_stack, "/api/channels/rec/recordings")
+        recordings = await json_of(live_stack.http + "/api/channels/rec/recordings")
         return recordings[0]["state"] in ("compressing", "ready")
 
     await wait_until(finalized, 60, "the recording to be finalized")
@@ -59,7 +53,7 @@ async def test_twenty_second_session_is_recorded_compressed_and_deleted(
 
     async def compressed() -> bool:
         nonlocal recordings
-        recordings = await get_json(live_stack, "/api/channels/rec/recordings")
+        recordings = await json_of(live_stack.http + "/api/channels/rec/recordings")
         return recordings[0]["state"] == "ready"
 
     await wait_until(compressed, 120, "H.265 compression to finish")
@@ -80,6 +74,6 @@ async def test_twenty_second_session_is_recorded_compressed_and_deleted(
             assert response.status == 404
         async with session.delete(url, headers=admin) as response:
             assert response.status == 404
-    assert await get_json(live_stack, "/api/channels/rec/recordings") == []
+    assert await json_of(live_stack.http + "/api/channels/rec/recordings") == []
     directory = live_stack.app[RECORDINGS].directory("rec", done["id"])
     assert not directory.exists()

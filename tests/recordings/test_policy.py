@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from transcoder.recordings.policy import (
-    CpuSample,
-    Stored,
-    Window,
-    expired,
-    headroom,
-    over_water,
-    read_cpu,
-)
+from transcoder.recordings.policy import Stored, expired, over_water
+from transcoder.schedule import CpuSample, Window, headroom, read_cpu
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 

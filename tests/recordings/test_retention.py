@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server import channels
-from server.keys import DB, RECORDINGS
-from server.recordings import new_id
+from server.channels.store import CHANNELS
+from server.db import DB
+from server.recordings.service import RECORDINGS
+from server.recordings.store import new_id
 from server.settings import Settings
 from tests.recordings.conftest import tmpfs
 
@@ -55,7 +56,7 @@ async def states(client: TestClient) -> dict[str, str]:
 
 async def test_age_and_water_mark(client: TestClient) -> None:
     await client.app[RECORDINGS].recovered.wait()  # start-up recovery is over: rows are ours
-    await channels.create_channel(client.app[DB], "keep", "Keep")
+    await client.app[CHANNELS].create("keep", "Keep")
     recording = await add(client, "recording", 60, 6)  # oldest of all, but still live
     finalizing = await add(client, "finalizing", 50, 1)
     too_old = await add(client, "ready", 40, 1)

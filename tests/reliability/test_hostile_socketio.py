@@ -11,16 +11,16 @@ import aiohttp
 import pytest
 
 from server.settings import Settings
-from tests.reliability.conftest import (
-    Chatter,
+from tests.chat.conftest import Chatter
+from tests.conftest import (
     Served,
     ServeProcess,
     create_channel,
     create_moderator,
     get_text,
-    metric,
     wait_until,
 )
+from tests.reliability.conftest import metric
 
 Connect = Callable[..., Awaitable[Chatter]]
 pytestmark = pytest.mark.slow

@@ -6,23 +6,25 @@ import asyncio
 import os
 import random
 import re
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
-from server import nginx
+from server.ops import nginx
 from server.settings import Settings
-from tests.conftest import ffmpeg_pids, running_nginx
-from tests.reliability.conftest import (
+from tests.conftest import (
     ServeProcess,
     create_channel,
-    end,
+    ffmpeg_pids,
     get_json,
     get_text,
-    push_file,
+    running_nginx,
+    stop_process,
     wait_until,
 )
+from tests.reliability.conftest import push_file
 from tests.reliability.test_transcoder_faults import LADDER_TIMEOUT, playable
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -108,7 +110,7 @@ async def test_rtmp_garbage_then_a_real_stream_that_outlives_an_nginx_reload(
         assert publisher.returncode is None
         _, body = await get_json(f"{server.url}/api/channels/noise")
         assert body["live"] is True
-        await end(publisher)
+        await stop_process(publisher, signal.SIGINT)
         assert server.alive
         log = server.log()
         assert not [ln for ln in log.splitlines() if "logger=onair" in ln and "Traceback" in ln]

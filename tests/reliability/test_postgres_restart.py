@@ -9,10 +9,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from server.pgcluster import PgCluster
+from server.ops.pgcluster import PgCluster
 from server.settings import Settings
-from tests.conftest import open_tempdir, running_nginx
-from tests.reliability.conftest import Chatter, ServeProcess, create_channel, wait_until
+from tests.chat.conftest import Chatter
+from tests.conftest import ServeProcess, create_channel, open_tempdir, running_nginx, wait_until
 
 Connect = Callable[..., Awaitable[Chatter]]
 pytestmark = pytest.mark.slow

@@ -9,13 +9,13 @@ import pytest
 import redis
 
 from server.settings import Settings
-from tests.conftest import free_port
-from tests.reliability.conftest import (
-    Chatter,
+from tests.chat.conftest import Chatter
+from tests.conftest import (
     RedisProcess,
     ServeProcess,
     create_channel,
     create_moderator,
+    free_port,
     get_json,
     get_text,
     wait_until,

@@ -11,14 +11,9 @@ import aiohttp
 import pytest
 
 from server.settings import Settings
-from tests.reliability.conftest import (
-    Chatter,
-    ServeProcess,
-    create_channel,
-    get_json,
-    open_fds,
-    wait_until,
-)
+from tests.chat.conftest import Chatter
+from tests.conftest import ServeProcess, create_channel, get_json, wait_until
+from tests.reliability.conftest import open_fds
 
 Connect = Callable[..., Awaitable[Chatter]]
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,20 +13,21 @@ import aiohttp
 import pytest
 import socketio
 
-from server.nginx import nginx_binary
+from server.ops.nginx import nginx_binary
 from server.settings import Settings
-from tests.conftest import ADMIN_TOKEN, running_nginx
-from tests.reliability.conftest import (
+from tests.chat.conftest import Chatter
+from tests.conftest import (
     ADMIN,
-    Chatter,
+    ADMIN_TOKEN,
     ServeProcess,
     create_channel,
     create_moderator,
-    end,
     get_json,
-    push_file,
+    running_nginx,
+    stop_process,
     wait_until,
 )
+from tests.reliability.conftest import push_file
 
 Connect = Callable[..., Awaitable[Chatter]]
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -179,7 +181,7 @@ async def test_a_stream_key_used_to_publish_reaches_no_log(
             return (await get_json(f"{server.url}/api/channels/secretive"))[1]["live"] is want
 
         await wait_until(lambda: live(True), 30, "the channel to go live")
-        await end(publisher)
+        await stop_process(publisher, signal.SIGINT)
         await wait_until(lambda: live(False), 30, "the channel to go offline")
         logs = [server.log_path, *prefix.rglob("*"), *compiled_log_paths()]
         # nginx-rtmp logs a session when it closes: give a worker that is still writing a moment.

@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 
 from server.settings import Settings
-from tests.conftest import ffmpeg_pids, running_nginx
-from tests.reliability.conftest import (
+from tests.conftest import (
     ServeProcess,
-    children,
     create_channel,
-    end,
+    descendants,
+    ffmpeg_pids,
     get_json,
     get_text,
-    metric,
-    open_fds,
-    push_file,
+    running_nginx,
+    stop_process,
     wait_until,
 )
+from tests.reliability.conftest import metric, open_fds, push_file
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -103,7 +102,7 @@ async def test_ffmpeg_crash_loop_backs_off_gives_up_and_recovers_on_next_publish
             return await playable(public, "crashy")
 
         await wait_until(plays, LADDER_TIMEOUT, "the channel to play again")
-        await end(publisher)
+        await stop_process(publisher, signal.SIGINT)
         assert server.alive
 
 
@@ -131,7 +130,7 @@ async def test_publisher_flapping_50_times_leaves_no_process_or_fd_behind(
 
         async def quiet() -> bool:
             # Recorders finish and recordings compress in the background; then nothing runs.
-            return not children(server.process.pid)
+            return not descendants(server.process.pid)
 
         baseline: dict[str, int] = {}
         for flap in range(FLAPS):
@@ -142,7 +141,7 @@ async def test_publisher_flapping_50_times_leaves_no_process_or_fd_behind(
                 await wait_until(transcoding, 30, f"flap {flap} to start FFmpeg", interval=0.1)
             await get_text(f"{public}/hls/flappy/master.m3u8")  # a viewer looks in
             # Half leave cleanly, half vanish as a dropped connection does.
-            await end(publisher, signal.SIGINT if flap % 2 else signal.SIGKILL)
+            await stop_process(publisher, signal.SIGINT if flap % 2 else signal.SIGKILL)
             await wait_until(offline, 20, f"flap {flap} to end", interval=0.05)
             if flap == 0:
                 await wait_until(quiet, 60, "the first flap's children to finish")
@@ -161,7 +160,7 @@ async def test_publisher_flapping_50_times_leaves_no_process_or_fd_behind(
             return await playable(public, "flappy")
 
         await wait_until(plays, LADDER_TIMEOUT, "the channel to play after the flapping")
-        await end(publisher)
+        await stop_process(publisher, signal.SIGINT)
         await wait_until(offline, 20, "the channel to go offline at the end")
         log = server.log()
         assert not [ln for ln in log.splitlines() if "logger=onair" in ln and "Traceback" in ln]
@@ -170,4 +169,4 @@ async def test_publisher_flapping_50_times_leaves_no_process_or_fd_behind(
 
 def nginx_fds(master: int) -> int:
     """Descriptors held by nginx's master and its workers together."""
-    return open_fds(master) + sum(open_fds(pid) for pid in children(master))
+    return open_fds(master) + sum(open_fds(pid) for pid in descendants(master))

@@ -7,7 +7,8 @@ import asyncio
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from server import channels
+from server.channels import store as channels
+from server.channels.store import ChannelStore
 
 
 async def slugs(client: TestClient) -> list[str]:
@@ -50,7 +51,7 @@ async def test_writes_by_another_process_show_within_the_listing_time(
     # As `onair channel create` on another host would: straight into the shared database.
     conn = await asyncpg.connect(database_url)
     try:
-        await channels.create_channel(conn, "elsewhere", "Elsewhere")  # type: ignore[arg-type]
+        await ChannelStore(conn).create("elsewhere", "Elsewhere")  # type: ignore[arg-type]
     finally:
         await conn.close()
     loop = asyncio.get_running_loop()

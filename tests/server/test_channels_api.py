@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server import channels
-from server.keys import DB
+from server.channels.store import ChannelStore
+from server.db import DB
 
 
 async def test_create_list_get_rotate_delete(client: TestClient, admin: dict[str, str]) -> None:
@@ -34,19 +34,19 @@ async def test_create_list_get_rotate_delete(client: TestClient, admin: dict[str
     assert "stream_key" not in await one.text()
 
     db = client.app[DB]
-    assert (await channels.channel_for_key(db, key)) is not None
+    assert (await ChannelStore(db).for_key(key)) is not None
     rotated = await client.post("/api/channels/news/rotate-key", headers=admin)
     assert rotated.status == 200
     new_key = (await rotated.json())["stream_key"]
     assert new_key != key
-    assert await channels.channel_for_key(db, key) is None
-    found = await channels.channel_for_key(db, new_key)
+    assert await ChannelStore(db).for_key(key) is None
+    found = await ChannelStore(db).for_key(new_key)
     assert found is not None and found.slug == "news"
 
     deleted = await client.delete("/api/channels/news", headers=admin)
     assert deleted.status == 204
     assert (await client.get("/api/channels/news")).status == 404
-    assert await channels.channel_for_key(db, new_key) is None
+    assert await ChannelStore(db).for_key(new_key) is None
 
 
 async def test_key_is_stored_only_as_a_hash(client: TestClient, admin: dict[str, str]) -> None:

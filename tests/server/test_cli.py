@@ -8,7 +8,7 @@ import sys
 
 import asyncpg
 
-from server import channels
+from server.channels.store import ChannelStore
 
 
 def onair(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,8 +46,8 @@ async def test_channel_commands(database_url: str, onair_env: dict[str, str]) ->
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
-        assert await channels.channel_for_key(pool, old_key) is None
-        assert await channels.channel_for_key(pool, new_key) is not None
+        assert await ChannelStore(pool).for_key(old_key) is None
+        assert await ChannelStore(pool).for_key(new_key) is not None
     finally:
         await pool.close()
 

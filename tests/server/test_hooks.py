@@ -8,10 +8,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from server import channels
-from server.ingest import HookRejected, check_caller
-from server.keys import DB, LIVE, SETTINGS
-from server.settings import Settings
+from server.channels.store import CHANNELS
+from server.live.hooks import HookRejected, check_caller
+from server.live.streams import STREAMS
+from server.settings import SETTINGS, Settings
 
 
 def form(name: str, clientid: str = "7", **extra: str) -> dict[str, str]:
@@ -29,7 +29,7 @@ async def hook(client: TestClient, kind: str, data: Any, secret: str | None = No
 
 @pytest.fixture
 async def channel_key(client: TestClient) -> str:
-    _, key = await channels.create_channel(client.app[DB], "studio", "Studio")
+    _, key = await client.app[CHANNELS].create("studio", "Studio")
     return key
 
 
@@ -39,7 +39,7 @@ async def test_publish_renames_to_slug_and_done_goes_offline(
     accepted = await hook(client, "publish", form(channel_key))
     assert accepted.status == 302
     assert accepted.headers["Location"] == "studio"
-    assert client.app[LIVE].started_at("studio") is not None
+    assert client.app[STREAMS].started_at("studio") is not None
     listed = await (await client.get("/api/channels/studio")).json()
     assert listed["live"] is True and listed["started_at"]
 
@@ -51,7 +51,7 @@ async def test_publish_renames_to_slug_and_done_goes_offline(
 
     done = await hook(client, "publish_done", form(channel_key))
     assert done.status == 200
-    assert client.app[LIVE].started_at("studio") is None
+    assert client.app[STREAMS].started_at("studio") is None
     again = await hook(client, "publish", form(channel_key, clientid="9"))
     assert again.status == 302
 
@@ -59,22 +59,22 @@ async def test_publish_renames_to_slug_and_done_goes_offline(
 async def test_unknown_and_disabled_keys_are_refused(client: TestClient, channel_key: str) -> None:
     assert (await hook(client, "publish", form("not-a-key"))).status == 403
     assert (await hook(client, "publish", form("studio"))).status == 403  # the slug is not a key
-    await channels.set_disabled(client.app[DB], "studio", True)
+    await client.app[CHANNELS].set_disabled("studio", True)
     assert (await hook(client, "publish", form(channel_key))).status == 403
-    assert client.app[LIVE].started_at("studio") is None
+    assert client.app[STREAMS].started_at("studio") is None
 
 
 async def test_update_drops_a_rotated_or_disabled_publisher(
     client: TestClient, channel_key: str
 ) -> None:
     assert (await hook(client, "publish", form(channel_key))).status == 302
-    await channels.rotate_key(client.app[DB], "studio")
+    await client.app[CHANNELS].rotate_key("studio")
     assert (await hook(client, "update", form(channel_key))).status == 403
 
-    new_key = await channels.rotate_key(client.app[DB], "studio")
+    new_key = await client.app[CHANNELS].rotate_key("studio")
     await hook(client, "publish_done", form(channel_key))
     assert (await hook(client, "publish", form(new_key, clientid="3"))).status == 302
-    await channels.set_disabled(client.app[DB], "studio", True)
+    await client.app[CHANNELS].set_disabled("studio", True)
     assert (await hook(client, "update", form(new_key, clientid="3"))).status == 403
 
 
@@ -82,7 +82,7 @@ async def test_update_drops_a_rotated_or_disabled_publisher(
 async def test_hooks_need_the_secret(client: TestClient, channel_key: str, secret: str) -> None:
     for kind in ("publish", "update", "publish_done"):
         assert (await hook(client, kind, form(channel_key), secret=secret)).status == 403
-    assert client.app[LIVE].started_at("studio") is None
+    assert client.app[STREAMS].started_at("studio") is None
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from transcoder.command import TranscodeJob, build_args, filter_graph, working_dir
-from transcoder.ladder import LadderConfig, choose_ladder
-from transcoder.probe import SourceInfo
+from transcoder.ffmpeg.probe import SourceInfo
+from transcoder.live.command import TranscodeJob, build_args, filter_graph, working_dir
+from transcoder.live.ladder import LadderConfig, choose_ladder
 
 H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
 HEVC_1080 = dataclasses.replace(H264_1080, video_codec="hevc", video_profile="Main")

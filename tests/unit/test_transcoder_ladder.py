@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
-from transcoder.ladder import (
+from transcoder.ffmpeg.probe import SourceInfo
+from transcoder.live.encoders import PRESETS, effective_preset, faster_preset, preset_index
+from transcoder.live.ladder import (
     LadderConfig,
     Rendition,
     Rung,
@@ -17,15 +19,7 @@ from transcoder.ladder import (
     hevc_level,
     shed_rung,
 )
-from transcoder.probe import SourceInfo
-from transcoder.shedding import (
-    PRESETS,
-    ShedPolicy,
-    catch_up,
-    effective_preset,
-    faster_preset,
-    preset_index,
-)
+from transcoder.live.shedding import ShedPolicy, catch_up
 
 H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
 CONFIG = LadderConfig()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from transcoder.ladder import LadderConfig, choose_ladder
-from transcoder.playlist import append_endlist, master_text, order_variants, write_master
-from transcoder.probe import SourceInfo
+from transcoder.ffmpeg.probe import SourceInfo
+from transcoder.live.ladder import LadderConfig, choose_ladder
+from transcoder.live.playlist import append_endlist, master_text, order_variants, write_master
 
 H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 40, 6000, True, "aac")
 

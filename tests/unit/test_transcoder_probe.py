@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from transcoder.probe import ProbeError, SourceInfo, parse_probe, probe_source
+from transcoder.ffmpeg.probe import ProbeError, SourceInfo, parse_probe, probe_source
 
 FLV: dict[str, Any] = {
     "streams": [

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from transcoder.progress import ProgressParser, classify_stderr, parse_all
+from transcoder.ffmpeg.progress import ProgressParser, classify_stderr, parse_all
 
 # Captured from the supervisor's own command (two video rungs + copy) and from a short encode.
 CAPTURED = """\

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from transcoder.command import build_args
-from transcoder.ladder import LadderConfig
-from transcoder.probe import SourceInfo
+from transcoder.ffmpeg.probe import SourceInfo
+from transcoder.live.command import build_args
+from transcoder.live.ladder import LadderConfig
 from transcoder.vod import (
     Rejected,
     check_upload,

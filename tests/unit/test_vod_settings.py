@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from server.ops.stack import server_environ
 from server.settings import Settings, SettingsError, load_settings
-from server.stack import server_environ
 
 
 def test_defaults() -> None:

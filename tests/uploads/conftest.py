@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from server.settings import Settings
-from tests.conftest import ADMIN_TOKEN, open_tempdir
+from tests.conftest import ADMIN, create_channel, open_tempdir
 
 
 @pytest.fixture
@@ -58,19 +58,15 @@ class Channel:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_channel(base: str, slug: str) -> Channel:
-    """POST /api/channels and POST /api/channels/<slug>/upload-token as the admin."""
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{base}/api/channels", json={"slug": slug, "title": slug}, headers=admin
-        ) as response:
-            assert response.status == 201, await response.text()
-        async with session.post(
-            f"{base}/api/channels/{slug}/upload-token", headers=admin
-        ) as response:
-            assert response.status == 201, await response.text()
-            token = (await response.json())["token"]
+async def uploading_channel(base: str, slug: str) -> Channel:
+    """A channel made through the API, and its upload token (POST …/upload-token)."""
+    await create_channel(base, slug)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base}/api/channels/{slug}/upload-token", headers=ADMIN) as response,
+    ):
+        assert response.status == 201, await response.text()
+        token = (await response.json())["token"]
     return Channel(slug, token)
 
 

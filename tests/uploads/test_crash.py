@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from server.settings import Settings
-from tests.conftest import ffmpeg_pids, start_server, wait_until
-from tests.uploads.conftest import make_channel
+from tests.conftest import ServeProcess, ffmpeg_pids, wait_until
+from tests.uploads.conftest import uploading_channel
 from transcoder import vod
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -40,7 +40,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_server_killed_mid_transcode(
-    settings: Settings, servers: list[asyncio.subprocess.Process], tmp_path: Path
+    settings: Settings, serve_process: ServeProcess, tmp_path: Path
 ) -> None:
     clip = tmp_path / "long.mp4"
     proc = await asyncio.create_subprocess_exec(
@@ -51,10 +51,9 @@ async def test_server_killed_mid_transcode(
     assert await proc.wait() == 0
     data = await asyncio.to_thread(clip.read_bytes)
 
-    server = await start_server(settings)
-    servers.append(server)
+    server = (await serve_process(settings)).process
     base = f"http://127.0.0.1:{settings.server_port}"
-    channel = await make_channel(base, "crash")
+    channel = await uploading_channel(base, "crash")
     tus = {**channel.auth, "Tus-Resumable": "1.0.0"}
     async with aiohttp.ClientSession() as session:
         async with session.post(
@@ -90,8 +89,7 @@ async def test_server_killed_mid_transcode(
         await server.wait()
         assert ffmpeg_pids(videos) == running  # its own session: it outlived the server
 
-        server = await start_server(settings)
-        servers.append(server)
+        server = (await serve_process(settings)).process
         assert not set(ffmpeg_pids(videos)) & set(running)  # reaped before anything else ran
         assert (await video())["state"] in ("queued", "transcoding")  # back in the queue
 

@@ -14,7 +14,7 @@ from schemathesis import Case, GenerationMode
 
 from tests.fuzz.conftest import FuzzServer, fuzz_server  # noqa: F401 (the fixture)
 
-DOCUMENT = Path(__file__).parents[2] / "server" / "openapi.json"
+DOCUMENT = Path(__file__).parents[2] / "server" / "web" / "openapi.json"
 MAX_EXAMPLES = 40
 
 schema = schemathesis.openapi.from_dict(json.loads(DOCUMENT.read_text())).include(

@@ -12,8 +12,8 @@ import pytest
 from tusclient.client import TusClient
 
 from server.settings import Settings
-from tests.conftest import LiveStack, start_server, wait_until
-from tests.uploads.conftest import make_channel
+from tests.conftest import LiveStack, ServeProcess, wait_until
+from tests.uploads.conftest import uploading_channel
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 MiB = 1024 * 1024
@@ -27,12 +27,11 @@ def rss_bytes(pid: int) -> int:
 
 
 async def test_1gb_upload_keeps_server_memory_flat(
-    settings: Settings, servers: list[asyncio.subprocess.Process]
+    settings: Settings, serve_process: ServeProcess
 ) -> None:
-    process = await start_server(settings)
-    servers.append(process)
+    process = (await serve_process(settings)).process
     base = f"http://127.0.0.1:{settings.server_port}"
-    channel = await make_channel(base, "huge")
+    channel = await uploading_channel(base, "huge")
     total = 1024 * MiB
     headers = {**channel.auth, "Tus-Resumable": "1.0.0"}
     samples: list[int] = []
@@ -82,7 +81,7 @@ async def test_1gb_upload_keeps_server_memory_flat(
 
 
 async def test_20_concurrent_uploads_complete(live_stack: LiveStack, clip: Path) -> None:
-    channel = await make_channel(live_stack.http, "crowd")
+    channel = await uploading_channel(live_stack.http, "crowd")
     client = TusClient(f"{live_stack.http}/api/channels/crowd/uploads", headers=channel.auth)
 
     async def one(n: int) -> None:

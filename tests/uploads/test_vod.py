@@ -12,24 +12,18 @@ from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.uploader import Uploader
 
-from tests.conftest import ADMIN_TOKEN, LiveStack, wait_until
+from tests.conftest import ADMIN_TOKEN, LiveStack, json_of, wait_until
 from tests.recordings.conftest import decodes
-from tests.uploads.conftest import CuttingProxy, make_channel
+from tests.uploads.conftest import CuttingProxy, uploading_channel
 
 pytestmark = [pytest.mark.media]
 CHUNK = 64 * 1024
 
 
-async def get_json(url: str) -> object:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
 async def test_cut_upload_resumes_and_becomes_a_playable_ladder(
     live_stack: LiveStack, clip: Path
 ) -> None:
-    channel = await make_channel(live_stack.http, "films")
+    channel = await uploading_channel(live_stack.http, "films")
     size = (await asyncio.to_thread(clip.stat)).st_size
     nginx_port = live_stack.settings.http_port
     async with CuttingProxy(nginx_port, cut_after=size // 2) as proxy:
@@ -70,14 +64,14 @@ async def test_cut_upload_resumes_and_becomes_a_playable_ladder(
     seen_states: set[str] = set()
 
     async def ready() -> bool:
-        videos = await get_json(videos_url)
+        videos = await json_of(videos_url)
         assert isinstance(videos, list) and len(videos) == 1
         seen_states.add(videos[0]["state"])
         assert videos[0]["state"] != "failed", videos[0]["error"]
         return bool(videos[0]["state"] == "ready")
 
     await wait_until(ready, 90, "the video to be ready")
-    (video,) = await get_json(videos_url)  # type: ignore[misc]
+    (video,) = await json_of(videos_url)  # type: ignore[misc]
     assert video["title"] == "My holiday"
     assert video["progress"] == 1
     assert video["renditions"] == ["480p", "360p", "h264"]  # never above the 480p source
@@ -115,9 +109,10 @@ async def test_videos_wait_while_a_channel_is_live(
     publish,  # type: ignore[no-untyped-def]
 ) -> None:
     """The VOD queue follows compression's rule: nothing starts while live needs the CPU."""
-    from server.keys import LIVE, UPLOADS
+    from server.background.slot import ENCODER
+    from server.live.streams import STREAMS
 
-    channel = await make_channel(live_stack.http, "busy")
+    channel = await uploading_channel(live_stack.http, "busy")
     async with (
         aiohttp.ClientSession() as session,
         session.post(
@@ -129,7 +124,7 @@ async def test_videos_wait_while_a_channel_is_live(
     app = live_stack.app
 
     async def live() -> bool:
-        return "onair" in app[LIVE].started
+        return "onair" in app[STREAMS].started
 
     await wait_until(live, 30, "the channel to go live")
 
@@ -139,19 +134,19 @@ async def test_videos_wait_while_a_channel_is_live(
             client.uploader(file_stream=stream, chunk_size=CHUNK).upload()
 
     await asyncio.to_thread(upload)
-    queue = app[UPLOADS].queue
+    slot = app[ENCODER]
 
-    async def looked() -> bool:  # the queue woke for the new video and went back to sleep
-        return not queue.wake.is_set()
+    async def looked() -> bool:  # the slot woke for the new video and went back to sleep
+        return not slot.wake_pending
 
     await wait_until(looked, 10, "the VOD queue to look at the new video")
-    (video,) = await get_json(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
+    (video,) = await json_of(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
     assert (video["state"], video["progress"]) == ("queued", 0)
 
     await publisher.stop()
 
     async def ready() -> bool:
-        (video,) = await get_json(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
+        (video,) = await json_of(f"{live_stack.http}/api/channels/busy/videos")  # type: ignore[misc]
         return bool(video["state"] == "ready")
 
     await wait_until(ready, 90, "the video to transcode once the channel is offline")

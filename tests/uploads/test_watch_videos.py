@@ -10,10 +10,10 @@ import pytest
 from playwright.async_api import Browser, expect
 from tusclient.client import TusClient
 
-from server.keys import DB
+from server.db import DB
 from tests.browser.conftest import browser, chromium, open_page  # noqa: F401 (fixtures)
 from tests.conftest import LiveStack, wait_until
-from tests.uploads.conftest import make_channel
+from tests.uploads.conftest import uploading_channel
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ async def test_videos_are_listed_with_progress_and_play(
     clip: Path,
     browser: Browser,  # noqa: F811
 ) -> None:
-    channel = await make_channel(live_stack.http, "films")
+    channel = await uploading_channel(live_stack.http, "films")
 
     def upload() -> None:
         client = TusClient(f"{live_stack.http}/api/channels/films/uploads", headers=channel.auth)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import shutil
@@ -11,8 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcoder.progress import Progress
-from transcoder.recordings.process import BACKGROUND_PRIORITY, FfmpegRun, run_to_end
+from transcoder.ffmpeg.probe import ProbeError, probe_json
+from transcoder.ffmpeg.process import (
+    BACKGROUND_PRIORITY,
+    FfmpegProcess,
+    base_args,
+    run_captured,
+    run_to_end,
+    tagged,
+)
+from transcoder.ffmpeg.progress import Progress
 
 log = logging.getLogger("onair.recordings")
 
@@ -21,6 +28,8 @@ ORIGINAL = "video.mp4"  # the stream copy, as the publisher sent it
 COMPRESSED = "video-hevc.mp4"  # a new name, so cached byte ranges of the original never mix
 PART_GLOB = "part-*.ts"
 VOD_SEGMENT_SECONDS = 6
+PROBE_TIMEOUT_S = 60.0
+TAG_PREFIX = "onair-recording-"
 
 
 class MediaError(Exception):
@@ -60,43 +69,41 @@ def vod_args(ffmpeg: str, playlist: Path, media_name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def base_args(ffmpeg: str) -> list[str]:
-    """Quiet, non-interactive, with key=value progress on stdout."""
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-nostats",
-        "-loglevel", "level+error",  # "[error]" prefixes let us classify stderr
-        "-progress", "pipe:1",
-        "-y",
-    ]  # fmt: skip
+async def _background_run(
+    args: list[str],
+    directory: Path,
+    tools: Tools,
+    kind: str,
+    label: str,
+    *,
+    on_start: Callable[[FfmpegProcess], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> tuple[int, str]:
+    """One niced ffmpeg in the recording's folder; paths in args are relative to it.
 
-
-async def ffprobe_json(ffprobe: str, path: Path, *, timeout: float = 60.0) -> dict[str, object]:
-    """ffprobe's format and streams as JSON; MediaError if it cannot read the file."""
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-        str(path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise MediaError(f"ffprobe failed on {path.name}: {err.decode(errors='replace')[-200:]}")
-    data = json.loads(out)
-    if not isinstance(data, dict):
-        raise MediaError(f"ffprobe printed unexpected JSON for {path.name}")
-    return data
+    The tag names the folder, and the pidfile (finalize-/verify-/compress-<id>.pid) carries
+    it, so the reaper only ever kills an ffmpeg that is verifiably this recording's.
+    """
+    tag = f"{TAG_PREFIX}{directory.name}"
+    return await run_to_end(
+        tagged(args, tag),
+        cwd=directory,
+        label=label,
+        pidfile=tools.run_dir / f"{kind}-{directory.name}.pid",
+        marker=tag,
+        priority=BACKGROUND_PRIORITY,
+        logger=log,
+        on_start=on_start,
+        on_progress=on_progress,
+    )
 
 
 async def probe_media(ffprobe: str, path: Path) -> MediaInfo:
     """Duration, size and codecs of a finished recording file."""
-    data = await ffprobe_json(ffprobe, path)
+    try:
+        data = await probe_json(ffprobe, path, timeout=PROBE_TIMEOUT_S)
+    except ProbeError as err:
+        raise MediaError(f"ffprobe failed on {path.name}: {err}") from err
     streams = data.get("streams")
     fmt = data.get("format")
     if not isinstance(streams, list) or not isinstance(fmt, dict):
@@ -175,13 +182,7 @@ async def finalize(directory: Path, tools: Tools, label: str) -> MediaInfo:
     if first.audio_codec == "aac":
         args += ["-bsf:a", "aac_adtstoasc"]  # ADTS (MPEG-TS) AAC → MP4's AudioSpecificConfig
     args += vod_args(tools.ffmpeg, Path(work.name) / PLAYLIST, ORIGINAL)
-    rc, tail = await run_to_end(
-        args,
-        cwd=directory,
-        pidfile=tools.run_dir / f"finalize-{directory.name}.pid",
-        label=label,
-        priority=BACKGROUND_PRIORITY,
-    )
+    rc, tail = await _background_run(args, directory, tools, "finalize", label)
     if rc != 0:
         raise MediaError(f"remux failed rc={rc}: {tail}")
     listing.unlink()
@@ -227,13 +228,7 @@ async def decodes(directory: Path, path: Path, tools: Tools, label: str) -> str 
         "-xerror",  # stop at the first decoding error
         "-i", str(path), "-map", "0:v:0", "-f", "null", "-",
     ]  # fmt: skip
-    rc, tail = await run_to_end(
-        args,
-        cwd=directory,
-        pidfile=tools.run_dir / f"verify-{directory.name}.pid",
-        label=label,
-        priority=BACKGROUND_PRIORITY,
-    )
+    rc, tail = await _background_run(args, directory, tools, "verify", label)
     return None if rc == 0 else f"decode failed rc={rc}: {tail}"
 
 
@@ -243,7 +238,7 @@ async def compress(
     options: CompressOptions,
     label: str,
     *,
-    on_start: Callable[[FfmpegRun], None] | None = None,
+    on_start: Callable[[FfmpegProcess], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[MediaInfo, MediaInfo] | None:
     """Compress the original; replace it only once the result verifies.
@@ -257,15 +252,10 @@ async def compress(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        rc, tail = await run_to_end(
+        rc, tail = await _background_run(
             compress_args(Path(source.name), Path(work.name), tools, options),
-            cwd=directory,
-            pidfile=tools.run_dir / f"compress-{directory.name}.pid",
-            label=label,
-            priority=BACKGROUND_PRIORITY,
-            on_start=on_start,
-            on_progress=on_progress,
-        )
+            directory, tools, "compress", label, on_start=on_start, on_progress=on_progress,
+        )  # fmt: skip
         if rc != 0:
             raise MediaError(f"x265 failed rc={rc}: {tail}")
         after = await probe_media(tools.ffprobe, work / COMPRESSED)
@@ -288,15 +278,12 @@ async def compress(
 
 async def ssim(reference: Path, distorted: Path, ffmpeg: str = "ffmpeg") -> float:
     """Mean SSIM (All) of distorted against reference, for tests and the benchmark."""
-    proc = await asyncio.create_subprocess_exec(
+    args = [
         ffmpeg, "-hide_banner", "-nostdin", "-i", str(distorted), "-i", str(reference),
         "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
+    ]  # fmt: skip
+    rc, _, err = await run_captured(args, timeout=3600)
     match = re.search(r"SSIM .* All:([0-9.]+)", err.decode(errors="replace"))
-    if proc.returncode != 0 or match is None:
+    if rc != 0 or match is None:
         raise MediaError("ssim failed")
     return float(match.group(1))

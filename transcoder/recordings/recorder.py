@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from transcoder import metrics
-from transcoder.recordings.process import RECORD_PRIORITY, FfmpegRun
+from transcoder.ffmpeg.process import RECORD_PRIORITY, FfmpegProcess, tagged
+from transcoder.recordings.media import TAG_PREFIX
 from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.recordings")
@@ -86,7 +87,7 @@ class Recorder:
         self._free = free
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._run: FfmpegRun | None = None
+        self._run: FfmpegProcess | None = None
 
     def start(self) -> None:
         """Begin recording in the background."""
@@ -160,12 +161,15 @@ class Recorder:
         """One ffmpeg run into a new part; returns why it ended."""
         part = self._next_part()
         try:
-            run = await FfmpegRun.start(
-                record_args(self.ffmpeg, self.source_url, Path(part.name)),
+            tag = f"{TAG_PREFIX}{self.directory.name}"
+            run = await FfmpegProcess.start(
+                tagged(record_args(self.ffmpeg, self.source_url, Path(part.name)), tag),
                 cwd=self.directory,
-                pidfile=self.pidfile,
                 label=f"channel={self.channel} recording={self.recording_id}",
+                pidfile=self.pidfile,
+                marker=tag,
                 priority=RECORD_PRIORITY,
+                logger=log,
             )
         except OSError as err:
             log.error("recorder spawn failed channel=%s error=%s", self.channel, err)

@@ -1,0 +1,72 @@
+"""REST API: channels (public reads, admin writes) under /api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server.channels.store import CHANNELS, Channel, check_slug, check_title
+from server.live.streams import STREAMS
+from server.live.viewers import VIEWERS
+from server.web.auth import path_slug, require_admin
+from server.web.errors import read_json_object
+
+routes = web.RouteTableDef()
+
+
+def channel_json(request: web.Request, channel: Channel) -> dict[str, Any]:
+    """A channel as the API shows it, with its live state."""
+    started = request.app[STREAMS].started_at(channel.slug)
+    return {
+        "slug": channel.slug,
+        "title": channel.title,
+        "live": started is not None,
+        "viewers": request.app[VIEWERS].count(channel.slug),
+        "started_at": started.isoformat() if started else None,
+        "disabled": channel.disabled,
+    }
+
+
+@routes.get("/api/channels")
+async def list_channels(request: web.Request) -> web.Response:
+    """Every channel, live ones first."""
+    found = await request.app[CHANNELS].list()
+    body = [channel_json(request, c) for c in found]
+    body.sort(key=lambda c: not c["live"])
+    return web.json_response(body)
+
+
+@routes.get("/api/channels/{slug}")
+async def get_channel(request: web.Request) -> web.Response:
+    """One channel."""
+    channel = await request.app[CHANNELS].get(path_slug(request))
+    return web.json_response(channel_json(request, channel))
+
+
+@routes.post("/api/channels")
+async def create_channel(request: web.Request) -> web.Response:
+    """Admin: create a channel; the answer carries its stream key, shown this once."""
+    require_admin(request)
+    body = await read_json_object(request)
+    slug = check_slug(body.get("slug"))
+    title = check_title(body.get("title", slug))
+    channel, key = await request.app[CHANNELS].create(slug, title)
+    return web.json_response({"slug": channel.slug, "stream_key": key}, status=201)
+
+
+@routes.post("/api/channels/{slug}/rotate-key")
+async def rotate_key(request: web.Request) -> web.Response:
+    """Admin: a new stream key; the old one stops working (a live publisher is dropped)."""
+    require_admin(request)
+    slug = path_slug(request)
+    key = await request.app[CHANNELS].rotate_key(slug)
+    return web.json_response({"slug": slug, "stream_key": key})
+
+
+@routes.delete("/api/channels/{slug}")
+async def delete_channel(request: web.Request) -> web.Response:
+    """Admin: delete a channel."""
+    require_admin(request)
+    await request.app[CHANNELS].delete(path_slug(request))
+    return web.Response(status=204)

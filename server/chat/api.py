@@ -1,0 +1,82 @@
+"""REST for chat: message history pages (public) and moderator tokens (admin)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.channels.store import CHANNELS
+from server.chat import store as chat_store
+from server.chat.limits import MESSAGE_ID_RE, clean_name
+from server.db import DB
+from server.web.auth import path_slug, require_admin
+from server.web.errors import ApiError, NotFound, read_json_object
+
+routes = web.RouteTableDef()
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return PAGE_DEFAULT
+    # isdigit() alone takes "²" and other digits int() refuses: ASCII only.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_MAX:
+        raise ApiError(f"limit must be a whole number from 1 to {PAGE_MAX}")
+    return int(raw)
+
+
+@routes.get("/api/channels/{slug}/messages")
+async def list_messages(request: web.Request) -> web.Response:
+    """Stored messages, oldest first; `before=<id>` pages back from a message."""
+    slug = path_slug(request)
+    db = request.app[DB]
+    await request.app[CHANNELS].get(slug)
+    before = request.query.get("before") or None
+    if before is not None and not MESSAGE_ID_RE.fullmatch(before):
+        raise ApiError("before must be a message id")
+    found = await chat_store.messages(db, slug, _limit(request.query.get("limit")), before)
+    return web.json_response(found)
+
+
+@routes.post("/api/channels/{slug}/moderators")
+async def create_moderator(request: web.Request) -> web.Response:
+    """Admin: a moderator token for one channel, shown this once."""
+    require_admin(request)
+    slug = path_slug(request)
+    body = await read_json_object(request)
+    db = request.app[DB]
+    await request.app[CHANNELS].get(slug)
+    raw = body.get("name", "moderator")
+    name = clean_name(raw)
+    if name is None:
+        raise ApiError("name must be 1-24 letters, digits, spaces, dots, dashes or underscores")
+    moderator, token = await chat_store.create_moderator(db, slug, name)
+    body_out = {"id": moderator.id, "channel": slug, "name": moderator.name, "token": token}
+    return web.json_response(body_out, status=201)
+
+
+@routes.get("/api/channels/{slug}/moderators")
+async def list_moderators(request: web.Request) -> web.Response:
+    """Admin: a channel's moderators (never their tokens)."""
+    require_admin(request)
+    slug = path_slug(request)
+    db = request.app[DB]
+    await request.app[CHANNELS].get(slug)  # an unknown channel is a 404, as on every sibling
+    found = await chat_store.list_moderators(db, slug)
+    return web.json_response(
+        [{"id": m.id, "name": m.name, "created_at": m.created_at.isoformat()} for m in found]
+    )
+
+
+@routes.delete("/api/channels/{slug}/moderators/{moderator_id}")
+async def revoke_moderator(request: web.Request) -> web.Response:
+    """Admin: revoke a token; its holder loses moderator powers at the next action."""
+    require_admin(request)
+    slug = path_slug(request)
+    raw = request.match_info["moderator_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise NotFound(f"no moderator {raw[:20]}")
+    if not await chat_store.revoke_moderator(request.app[DB], slug, int(raw)):
+        raise NotFound(f"no moderator {raw}")
+    return web.Response(status=204)

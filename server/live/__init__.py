@@ -1,0 +1,7 @@
+"""The live path, in the direction it runs.
+
+hooks.py answers nginx-rtmp (HTTP only) → streams.py records publishers and live sessions,
+tells everyone (events) and starts or stops → ladders.py, the pool of every live channel's
+FFmpeg ladder (transcoder.live). Beside it: playlists.py serves playlists, viewers.py counts
+the players fetching them, thumbnails.py cuts stills for the channel list, metrics.py.
+"""

@@ -1,0 +1,3 @@
+"""What only `onair up` uses: stack.py runs PostgreSQL, the server and nginx as its children
+and stops them together; pgcluster.py is the private PostgreSQL; nginx.py renders
+nginx/onair.conf.template and runs nginx with a private prefix."""

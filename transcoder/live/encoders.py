@@ -1,0 +1,131 @@
+"""Each video encoder's flags and presets: x264 for the H.264 rung, the HEVC encoders.
+
+Rate control and the GOP are the same for every encoder (keyframes on segment edges on
+every rung); what differs is how each is asked for them, its presets, and the filters its
+input needs (VAAPI encodes GPU surfaces, QSV takes NV12).
+"""
+
+from __future__ import annotations
+
+from transcoder.live.ladder import LadderConfig, Rendition, avc_level, hevc_level
+
+# Each encoder's presets, slowest first; stepping right trades compression for speed.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "libx265": (
+        "placebo", "veryslow", "slower", "slow", "medium",
+        "fast", "faster", "veryfast", "superfast", "ultrafast",
+    ),
+    "hevc_qsv": ("veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast"),
+    "hevc_nvenc": ("p7", "p6", "p5", "p4", "p3", "p2", "p1"),
+    "hevc_vaapi": (),  # no presets: a VAAPI encoder can only shed
+}  # fmt: skip
+
+
+def effective_preset(encoder: str, preset: str) -> str:
+    """The preset ffmpeg gets: nvenc runs p4 for a non-pN name, QSV veryfast for x265's faster."""
+    if encoder == "hevc_nvenc" and not preset.startswith("p"):
+        return "p4"
+    if encoder == "hevc_qsv" and preset in ("superfast", "ultrafast"):
+        return "veryfast"  # QSV's fastest; it has no superfast or ultrafast
+    return preset
+
+
+def preset_index(encoder: str, preset: str) -> int:
+    """Steps between the preset and the encoder's fastest (0 = fastest); -1 when unknown."""
+    names = PRESETS.get(encoder, ())
+    preset = effective_preset(encoder, preset)
+    return len(names) - 1 - names.index(preset) if preset in names else -1
+
+
+def faster_preset(encoder: str, preset: str) -> str | None:
+    """The next faster preset of the encoder; None at the fastest or for an unknown name."""
+    index = preset_index(encoder, preset)
+    return PRESETS[encoder][-index] if index > 0 else None
+
+
+def hw_filter(config: LadderConfig, rendition: Rendition) -> str:
+    """Per-rung filters after scaling: upload for VAAPI, NV12 for QSV, 8-bit 4:2:0 otherwise."""
+    encoder = config.hevc_encoder if rendition.codec == "hevc" else "libx264"
+    if encoder == "hevc_vaapi":
+        return "format=nv12,hwupload"  # VAAPI encodes from GPU surfaces only
+    if encoder == "hevc_qsv":
+        return "format=nv12"  # QSV's native input; it uploads system frames itself
+    return "format=yuv420p"  # Main / High profile: 8-bit 4:2:0 whatever the source is
+
+
+def video_args(c: LadderConfig, k: int, r: Rendition, fps: float, gop: int) -> list[str]:
+    """Encoder flags for output video stream k: rate control, GOP, profile and level."""
+    s = f":v:{k}"
+    if r.copy:
+        return [f"-c{s}", "copy"]  # the H.264 source as is: no decode cost, best quality
+    rate = [
+        f"-b{s}", f"{r.video_kbps}k",
+        f"-maxrate{s}", f"{r.maxrate_kbps}k",  # VBV cap so BANDWIDTH in the master holds
+        f"-bufsize{s}", f"{r.bufsize_kbps}k",
+        f"-g{s}", str(gop),  # fixed GOP: one keyframe per segment on every rung
+        f"-keyint_min{s}", str(gop),
+        f"-force_key_frames{s}", f"expr:gte(t,n_forced*{c.segment_seconds})",  # edges by time, too
+    ]  # fmt: skip
+    if r.codec == "h264":
+        level = avc_level(r.width, r.height, fps, r.maxrate_kbps)
+        return [
+            f"-c{s}", "libx264",
+            f"-preset{s}", c.h264_preset,
+            f"-profile{s}", "main",  # every browser decodes Main
+            f"-level{s}", f"{level / 10:.1f}",  # matches the avc1 CODECS we declare
+            f"-sc_threshold{s}", "0",  # no scene-cut keyframes between segment edges
+            f"-forced-idr{s}", "1",  # a segment must start with an IDR to stand alone
+            *rate,
+        ]  # fmt: skip
+    level = hevc_level(r.width, r.height, fps, r.maxrate_kbps)
+    tag = [f"-tag{s}", "hvc1"]  # hvc1, not hev1: Apple players refuse hev1 in fMP4
+    if c.hevc_encoder == "hevc_nvenc":
+        return [
+            f"-c{s}", "hevc_nvenc",
+            f"-preset{s}", effective_preset(c.hevc_encoder, c.preset),  # p4 for an x265 name
+            f"-rc{s}", "vbr",
+            f"-level{s}", f"{level / 30:.1f}".removesuffix(".0"),  # matches declared CODECS
+            f"-no-scenecut{s}", "1",  # keyframes only where we force them
+            f"-forced-idr{s}", "1",  # forced keyframes as IDR so segments stand alone
+            *tag, *rate,
+        ]  # fmt: skip
+    if c.hevc_encoder == "hevc_vaapi":
+        return [
+            f"-c{s}", "hevc_vaapi",
+            f"-rc_mode{s}", "VBR",
+            f"-level{s}", str(level),  # general_level_idc, matches declared CODECS
+            f"-bf{s}", "0",  # B-frames are unsupported or buggy on many VAAPI drivers
+            *tag, *rate,
+        ]  # fmt: skip
+    if c.hevc_encoder == "hevc_qsv":
+        return [
+            f"-c{s}", "hevc_qsv",
+            f"-preset{s}", effective_preset(c.hevc_encoder, c.preset),  # veryfast for superfast
+            f"-level{s}", str(level),  # general_level_idc, matches declared CODECS
+            f"-forced_idr{s}", "1",  # forced keyframes as IDR so segments stand alone
+            *tag, *rate,
+        ]  # fmt: skip
+    x265 = [
+        f"keyint={gop}",
+        f"min-keyint={gop}",
+        "scenecut=0",  # no extra keyframes: they would break cross-rung alignment
+        "open-gop=0",  # closed GOPs: a segment decodes without its predecessor
+        f"level-idc={level / 30:.1f}",  # signal the level we declare in CODECS (x265 wants 3.1)
+        "log-level=error",  # x265 prints a banner per rung at info
+        # superfast/ultrafast turn AQ off (aq-strength=0): restoring it bought ~2-3 % fewer bits
+        # at equal SSIM on real content; slower presets already run exactly this.
+        "aq-mode=2",
+        "aq-strength=1.0",
+        # superfast looks 10 frames ahead, ultrafast 5: 20 (medium's) lets cu-tree and rate
+        # control see a segment's worth of motion, ~2 % fewer bits for ~0.7 s of encoder delay.
+        "rc-lookahead=20",
+    ]
+    if c.x265_params:
+        x265.append(c.x265_params)
+    return [
+        f"-c{s}", "libx265",
+        f"-preset{s}", c.preset,
+        f"-x265-params{s}", ":".join(x265),
+        f"-forced-idr{s}", "1",  # forced keyframes as IDR, not CRA
+        *tag, *rate,
+    ]  # fmt: skip
