@@ -62,7 +62,7 @@ class EncoderSlot:
         self._wake = asyncio.Event()
 
     def add(self, source: JobSource) -> None:
-        """Take jobs from `source` too (sources are asked in the order they were added)."""
+        """Take jobs from `source` too (sources take turns, in the order they were added)."""
         self.sources.append(source)
         self.wake()
 
@@ -109,9 +109,13 @@ class EncoderSlot:
                 await self._run(job)
 
     async def _next(self) -> Job | None:
+        """The next job, taking turns: the source a job came from is asked last next time."""
         for source in list(self.sources):
             job = await source.next_job()
             if job is not None:
+                if source in self.sources:
+                    self.sources.remove(source)
+                    self.sources.append(source)
                 return job
         return None
 
