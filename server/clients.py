@@ -17,9 +17,28 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSessi
 REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
 
 
+# Connections one client keeps to Redis; a command that finds all busy waits for one.
+REDIS_CONNECTIONS = 64
+
+
 def redis_options() -> dict[str, Any]:
     """Fail fast when Redis is down: redis-py's default retries would hold every event for ~7 s."""
     return {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2.0}
+
+
+def new_redis(url: str, **options: Any) -> aioredis.Redis:
+    """A client over a pool that waits for a free connection instead of failing: redis-py's
+    default pool raises MaxConnectionsError at its 100th command in flight, which a busy chat
+    (hundreds of joins at once) took for Redis being down. A connection is given back as soon
+    as its command ends or fails, and a Redis that is down fails the connect (2 s)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=None,
+        **redis_options(),
+        **options,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
@@ -37,7 +56,7 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     # Viewer counts are a background loop: fail fast while Redis is away, retry next tick.
-    client = aioredis.from_url(url, **redis_options())
+    client = new_redis(url)
     app[REDIS] = client
     yield
     await client.aclose()

@@ -63,9 +63,12 @@ class Settings:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     viewer_session_seconds: float = 10.0  # a player silent this long is no longer watching
+    viewer_sessions_per_address: int = 20  # counted per address and channel (a household)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed on /socket.io; () = same origin
     chat_rate_messages: int = 5  # per connection, per chat_rate_seconds (token bucket)
     chat_rate_ip_messages: int = 20  # per client address: several people can share one NAT
+    chat_rate_joins: int = 10  # joins per connection, per chat_rate_seconds
+    chat_rate_ip_joins: int = 100  # joins per client address (a NAT of many people)
     chat_rate_seconds: float = 5.0
     chat_viewers_seconds: float = 2.0  # how often the viewer count is pushed while it changes
     recording_retention_days: int = 30  # recordings older than this are deleted; 0 keeps all
@@ -215,9 +218,12 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "ffmpeg": (_parse_nonempty, "a program name or path", False),
     "ffprobe": (_parse_nonempty, "a program name or path", False),
     "viewer_session_seconds": (_parse_seconds, "seconds between 0 and 3600", False),
+    "viewer_sessions_per_address": (_parse_count, "a whole number >= 1", False),
     "cors_origins": (_parse_origins, "a comma-separated list of http(s):// origins or *", False),
     "chat_rate_messages": (_parse_count, "a whole number >= 1", False),
     "chat_rate_ip_messages": (_parse_count, "a whole number >= 1", False),
+    "chat_rate_joins": (_parse_count, "a whole number >= 1", False),
+    "chat_rate_ip_joins": (_parse_count, "a whole number >= 1", False),
     "chat_rate_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
     "chat_viewers_seconds": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
     "recording_retention_days": (

@@ -16,14 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from server.chat.metrics import CHAT_REDIS_DEGRADED
 from server.chat.payloads import MessagePayload
 from server.chat.redis_state import RedisState
 from server.chat.state import MemoryState, StoredBan
-from server.clients import redis_options
+from server.clients import new_redis
 
 log = logging.getLogger("onair.chat")
 
@@ -39,10 +38,10 @@ class FallbackState:
     """A ChatState over Redis that falls back to this process's memory while Redis is down."""
 
     def __init__(self, url: str, stored_bans: Callable[[], Awaitable[list[StoredBan]]]) -> None:
-        self.remote = RedisState(url, **redis_options())
+        self.remote = RedisState(url)
         self.local = MemoryState()
         self._stored_bans = stored_bans
-        self._marker = aioredis.Redis.from_url(url, **redis_options())
+        self._marker = new_redis(url)
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._slow: dict[str, int] = {}
@@ -213,6 +212,11 @@ class FallbackState:
             lambda: self.remote.address_of(channel, user_id),
             lambda: self.local.address_of(channel, user_id),
         )
+
+    async def forget_address(self, channel: str, user_id: str) -> None:
+        """See ChatState.forget_address."""
+        await self.local.forget_address(channel, user_id)
+        await self._call(lambda: self.remote.forget_address(channel, user_id), _nothing)
 
     async def close(self) -> None:
         """Close both Redis connection pools."""

@@ -14,10 +14,12 @@ from typing import Any
 
 from server.chat.metrics import CHAT_REJECTED
 from server.chat.payloads import Ack
-from server.web.net import client_address
+from server.web.net import address_key, client_address
 from transcoder.layout import valid_slug
 
 MAX_TEXT = 500
+# A chat event waits at most this long on PostgreSQL (a join is then `unavailable`).
+DB_TIMEOUT = 2.0
 MAX_NAME = 24
 HISTORY_SIZE = 50
 # Names: letters and digits in any script, with inner spaces, dots, dashes and underscores.
@@ -70,8 +72,10 @@ def guest_name() -> str:
 
 
 def ip_hash(secret: str, address: str) -> str:
-    """The address keyed with the server secret: stable per address, useless without the key."""
-    return hmac.new(secret.encode(), address.encode(), hashlib.sha256).hexdigest()[:32]
+    """The address (an IPv6 one by its /64) keyed with the server secret: stable per address,
+    useless without the key."""
+    key = address_key(address).encode()
+    return hmac.new(secret.encode(), key, hashlib.sha256).hexdigest()[:32]
 
 
 def guest_id(secret: str, address_hash: str, name: str) -> str:
@@ -143,3 +147,17 @@ def iso_ms(ms: int) -> str:
     """Milliseconds since the epoch as ISO 8601 UTC (`2025-01-01T12:00:00.123Z`)."""
     stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
+
+
+def within_rate(
+    own: TokenBucket, by_address: dict[str, TokenBucket], address_hash: str, fresh: TokenBucket
+) -> bool:
+    """Take a token from the connection's bucket and its address's (`fresh` when the address
+    has none yet), only if both have one."""
+    now = time.monotonic()
+    shared = by_address.setdefault(address_hash, fresh)
+    if not (own.has_token(now) and shared.has_token(now)):
+        return False
+    own.take()
+    shared.take()
+    return True

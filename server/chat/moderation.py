@@ -9,12 +9,13 @@ from typing import Any
 import asyncpg
 
 from server.chat import store
-from server.chat.limits import MESSAGE_ID_RE, channel_of, refuse
-from server.chat.payloads import Ack, SlowModePayload
+from server.chat.limits import DB_TIMEOUT, MESSAGE_ID_RE, channel_of, guest_id, refuse
+from server.chat.payloads import Ack, SlowModePayload, UserPayload
 from server.chat.sessions import Member, Session
 from server.chat.sio import ChatServer
 from server.chat.state import ChatState
 from server.chat.store import MessageWriter, ban_keys
+from server.settings import Settings
 
 log = logging.getLogger("onair.chat")
 
@@ -28,12 +29,14 @@ class Moderation:
     def __init__(
         self,
         sio: ChatServer,
+        settings: Settings,
         db: asyncpg.Pool,
         sessions: dict[str, Session],
         state: ChatState,
         writer: MessageWriter,
     ) -> None:
         self.sio = sio
+        self.settings = settings
         self.db = db
         self.sessions = sessions
         self.state = state
@@ -44,6 +47,27 @@ class Moderation:
         self.sio.on("delete", self.on_delete)
         self.sio.on("ban", self.on_ban)
         self.sio.on("slow_mode", self.on_slow_mode)
+
+    async def still_moderator(self, session: Session, moderator_id: int) -> bool:
+        """False once the token is revoked: the session then speaks as a viewer in every room
+        (no badge, no exemption from bans and slow mode), under the guest id its name has."""
+        try:
+            if await store.moderator_exists(self.db, moderator_id, timeout=DB_TIMEOUT):
+                return True
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            # A revocation is written to PostgreSQL: while it is away, none can be new.
+            log.warning("chat moderator check unavailable error=%s", type(err).__name__)
+            return True
+        session.moderator = None
+        for channel, member in session.joined.items():
+            if member.moderator_id == moderator_id:
+                name = member.user["name"]
+                user_id = guest_id(self.settings.secret_key, session.address_hash, name)
+                user: UserPayload = {"id": user_id, "name": name, "role": "viewer"}
+                session.joined[channel] = Member(user, None)
+                await self.state.remember_address(channel, user_id, session.address_hash)
+        log.info("chat moderator revoked, now a viewer moderator=%s", moderator_id)
+        return False
 
     async def moderating(self, sid: str, data: Any) -> tuple[str, Member] | Ack:
         """The channel and member when sid is a (still valid) moderator there."""

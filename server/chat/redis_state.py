@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from server.chat.limits import HISTORY_SIZE
 from server.chat.payloads import MessagePayload
 from server.chat.state import NAME_TTL, merge_history
+from server.clients import new_redis
 
 
 # Keys carry the channel in braces so one channel's keys share a Redis Cluster slot.
@@ -109,9 +108,8 @@ ADDRESS_TTL = 24 * 3600
 class RedisState:
     """The state shared by every process through one Redis; scripts keep each check atomic."""
 
-    def __init__(self, url: str, **options: Any) -> None:
-        """options go to redis.asyncio.Redis.from_url (timeouts, retry policy)."""
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True, **options)
+    def __init__(self, url: str) -> None:
+        self._redis = new_redis(url, decode_responses=True)
         self._accept = self._redis.register_script(_ACCEPT)
         self._banned = self._redis.register_script(_BANNED)
         self._ban = self._redis.register_script(_BAN)
@@ -211,6 +209,10 @@ class RedisState:
         """See ChatState.address_of."""
         value = await self._redis.get(_key(channel, "addr:" + user_id))
         return str(value) if value is not None else None
+
+    async def forget_address(self, channel: str, user_id: str) -> None:
+        """See ChatState.forget_address."""
+        await self._redis.delete(_key(channel, "addr:" + user_id))
 
     async def check(self) -> None:
         """Nothing to check: FallbackState watches Redis for restarts."""

@@ -21,6 +21,7 @@ from server.channels.store import CHANNELS, ChannelStore
 from server.chat import store
 from server.chat.fallback import FallbackState
 from server.chat.limits import (
+    DB_TIMEOUT,
     HISTORY_SIZE,
     MAX_TEXT,
     MessageIds,
@@ -34,6 +35,7 @@ from server.chat.limits import (
     ip_hash,
     iso_ms,
     refuse,
+    within_rate,
 )
 from server.chat.metrics import CHAT_ACCEPTED, CHAT_CONNECTED, CHAT_FANOUT
 from server.chat.moderation import Moderation
@@ -59,8 +61,6 @@ log = logging.getLogger("onair.chat")
 
 # A known channel is re-checked in PostgreSQL at most this often (joins never hit it otherwise).
 CHANNEL_CACHE_SECONDS = 30.0
-# A join waits at most this long on PostgreSQL before it is answered `unavailable`.
-DB_TIMEOUT = 2.0
 
 
 class Chat:
@@ -87,7 +87,8 @@ class Chat:
         self.writer = writer
         self.host_id = uuid.uuid4().hex[:12]
         self.sessions: dict[str, Session] = {}
-        self.ip_buckets: dict[str, TokenBucket] = {}
+        self.ip_buckets: dict[str, TokenBucket] = {}  # messages per address hash
+        self.ip_join_buckets: dict[str, TokenBucket] = {}  # joins per address hash
         self.ids = MessageIds()
         self.known_channels: dict[str, float] = {}
         self.viewer_counts: dict[str, int] = {}
@@ -100,7 +101,8 @@ class Chat:
             ("leave", self.on_leave),
         ):
             sio.on(event, handler)
-        Moderation(sio, db, self.sessions, state, writer).register()
+        self.moderation = Moderation(sio, settings, db, self.sessions, state, writer)
+        self.moderation.register()
 
     async def disconnect_all(self) -> None:
         """Close every local connection so aiohttp need not wait on websockets."""
@@ -138,6 +140,7 @@ class Chat:
             del self.viewer_counts[channel]
         now = time.monotonic()
         self.ip_buckets = {k: b for k, b in self.ip_buckets.items() if not b.full(now)}
+        self.ip_join_buckets = {k: b for k, b in self.ip_join_buckets.items() if not b.full(now)}
 
     async def tick_forever(self) -> None:
         """tick() every chat_viewers_seconds; a failure is logged and the loop goes on."""
@@ -197,8 +200,7 @@ class Chat:
         member = session.joined.pop(channel)
         await self.sio.leave_room(sid, channel)
         await self.state.release_name(channel, member.user["name"], self._owner(sid))
-
-    # -- Socket.IO handlers -------------------------------------------------------------
+        await self.state.forget_address(channel, member.user["id"])
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Hash the client's address; a moderator token in `auth` must be valid."""
@@ -215,6 +217,7 @@ class Chat:
             address_hash=ip_hash(settings.secret_key, address),
             moderator=moderator,
             bucket=TokenBucket(settings.chat_rate_messages, settings.chat_rate_seconds),
+            join_bucket=TokenBucket(settings.chat_rate_joins, settings.chat_rate_seconds),
         )
         CHAT_CONNECTED.inc()
 
@@ -236,6 +239,14 @@ class Chat:
         session, channel = self.sessions.get(sid), channel_of(data)
         if session is None or channel is None:
             return refuse("bad_request")
+        settings = self.settings
+        if not within_rate(
+            session.join_bucket,
+            self.ip_join_buckets,
+            session.address_hash,
+            TokenBucket(settings.chat_rate_ip_joins, settings.chat_rate_seconds),
+        ):
+            return refuse("rate_limited")
         try:
             exists = await self._channel_exists(channel)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
@@ -248,7 +259,10 @@ class Chat:
         if channel in session.joined:
             await self._leave(sid, session, channel)
         moderator = session.moderator
-        if moderator is not None and moderator.channel != channel:
+        if moderator is not None and (
+            moderator.channel != channel
+            or not await self.moderation.still_moderator(session, moderator.id)
+        ):
             moderator = None
         wanted = data.get("name")
         given = clean_name(wanted) if wanted not in (None, "") else None
@@ -298,16 +312,18 @@ class Chat:
             return refuse("empty")
         if len(text) > MAX_TEXT:
             return refuse("too_long")
-        now = time.monotonic()
         settings = self.settings
-        by_address = self.ip_buckets.setdefault(
+        if not within_rate(
+            session.bucket,
+            self.ip_buckets,
             session.address_hash,
             TokenBucket(settings.chat_rate_ip_messages, settings.chat_rate_seconds),
-        )
-        if not (session.bucket.has_token(now) and by_address.has_token(now)):
+        ):
             return refuse("rate_limited")
-        session.bucket.take()
-        by_address.take()
+        if member.moderator_id is not None and not await self.moderation.still_moderator(
+            session, member.moderator_id
+        ):
+            member = session.joined[channel]
         message_id, ms = self.ids.next()
         message: MessagePayload = {
             "id": message_id,

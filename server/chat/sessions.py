@@ -23,5 +23,6 @@ class Session:
 
     address_hash: str
     moderator: Moderator | None
-    bucket: TokenBucket
+    bucket: TokenBucket  # messages
+    join_bucket: TokenBucket
     joined: dict[str, Member] = field(default_factory=dict)

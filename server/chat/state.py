@@ -62,6 +62,9 @@ class ChatState(Protocol):
     async def address_of(self, channel: str, user_id: str) -> str | None:
         """The address hash noted for a user."""
 
+    async def forget_address(self, channel: str, user_id: str) -> None:
+        """The user left: a later ban by id finds the address in stored messages instead."""
+
     async def check(self) -> None:
         """Periodic upkeep: notice a lost backend and restore what it held (may do nothing)."""
 
@@ -170,6 +173,10 @@ class MemoryState:
     async def address_of(self, channel: str, user_id: str) -> str | None:
         """See ChatState.address_of."""
         return self._addresses.get((channel, user_id))
+
+    async def forget_address(self, channel: str, user_id: str) -> None:
+        """See ChatState.forget_address."""
+        self._addresses.pop((channel, user_id), None)
 
     def remember(self, message: MessagePayload) -> None:
         """Keep a copy of a message another state accepted (merged in when history reloads)."""

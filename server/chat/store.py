@@ -304,9 +304,14 @@ async def moderator_for_token(db: asyncpg.Pool, token: str) -> Moderator | None:
     return _moderator(row) if row is not None else None
 
 
-async def moderator_exists(db: asyncpg.Pool, moderator_id: int) -> bool:
+async def moderator_exists(
+    db: asyncpg.Pool, moderator_id: int, timeout: float | None = None
+) -> bool:
     """True while the token has not been revoked (checked on every moderator action)."""
-    return bool(await db.fetchval("SELECT 1 FROM chat_moderators WHERE id = $1", moderator_id))
+    found = await db.fetchval(
+        "SELECT 1 FROM chat_moderators WHERE id = $1", moderator_id, timeout=timeout
+    )
+    return bool(found)
 
 
 def ban_keys(user_id: str | None, ip_hash: str | None) -> list[str]:

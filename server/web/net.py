@@ -26,3 +26,21 @@ def client_address(peer: str | None, forwarded_for: str) -> str:
         if last:
             return last
     return peer
+
+
+@lru_cache(maxsize=4096)
+def address_key(address: str) -> str:
+    """What per-address bans and limits key on: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 subscriber is given a whole /64 (at least), so a /128 per key would let anyone
+    step around a ban or a limit by picking another address of their own.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

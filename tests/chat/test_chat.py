@@ -16,7 +16,7 @@ from server.events import EVENTS, StreamEvent
 from server.live.viewers import VIEWERS
 from server.settings import Settings
 from tests.chat.conftest import Chatter, poll
-from tests.conftest import Running, Serve
+from tests.conftest import ADMIN, Running, Serve
 
 Connect = Callable[..., Awaitable[Chatter]]
 XSS = "<img src=x onerror=alert(1)>"
@@ -385,3 +385,61 @@ async def test_a_moderator_deletes_only_in_the_channel_they_moderate(
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         texts = [m["text"] for m in await response.json()]
     assert texts == ["not yours to delete", "after the attempt"]
+
+
+async def test_a_revoked_moderator_speaks_on_as_a_viewer(
+    chat_settings: Settings, serve: Serve, connect: Connect
+) -> None:
+    server = await serve(chat_settings)
+    await server.app[CHANNELS].create("rev", "rev")
+    moderator, token = await chat_store.create_moderator(server.app[DB], "rev", "Mod")
+    mod = await connect(server.url, "10.0.0.1", token=token)
+    other = await connect(server.url, "10.0.0.2", token=await moderator_token(server, "rev"))
+    ann = await connect(server.url, "10.0.0.3")
+    assert (await mod.call("join", {"channel": "rev"}))["user"]["role"] == "moderator"
+    await other.call("join", {"channel": "rev", "name": "Other"})
+    await ann.call("join", {"channel": "rev", "name": "Ann"})
+    url = f"{server.url}/api/channels/rev/moderators/{moderator.id}"
+    async with aiohttp.ClientSession() as session, session.delete(url, headers=ADMIN) as response:
+        assert response.status == 204
+
+    # Still connected, no longer a moderator: no badge on what they say now.
+    assert (await mod.call("message", {"channel": "rev", "text": "after"}))["ok"]
+    seen = await ann.wait_for("message", lambda m: m["text"] == "after")
+    assert seen["user"]["role"] == "viewer" and seen["user"]["name"] == "Mod"
+    assert not seen["user"]["id"].startswith("m-")
+    # Slow mode now holds them back like anyone.
+    assert await other.call("slow_mode", {"channel": "rev", "seconds": 60}) == {"ok": True}
+    await mod.wait_for("slow_mode", lambda p: p["seconds"] == 60)
+    assert (await mod.call("message", {"channel": "rev", "text": "one"}))["ok"]
+    assert (await mod.call("message", {"channel": "rev", "text": "two"}))["error"] == "slow_mode"
+    # And a ban by the id they now speak under reaches them.
+    await other.call("slow_mode", {"channel": "rev", "seconds": 0})
+    await mod.wait_for("slow_mode", lambda p: p["seconds"] == 0)
+    banned = {"channel": "rev", "user_id": seen["user"]["id"]}
+    assert await other.call("ban", banned) == {"ok": True}
+    assert (await mod.call("message", {"channel": "rev", "text": "three"}))["error"] == "banned"
+    # Joining again does not bring the badge back.
+    again = await mod.call("join", {"channel": "rev", "name": "Mod"})
+    assert again == {"ok": False, "error": "banned"}
+
+
+async def test_an_ipv6_ban_holds_across_the_banned_subscribers_64(
+    chat_settings: Settings, serve: Serve, connect: Connect
+) -> None:
+    server = await serve(chat_settings)
+    await server.app[CHANNELS].create("six", "six")
+    mod = await connect(server.url, "10.0.0.1", token=await moderator_token(server, "six"))
+    await mod.call("join", {"channel": "six"})
+    troll = await connect(server.url, "2001:db8:5:6::1")
+    user = (await troll.call("join", {"channel": "six", "name": "Troll"}))["user"]
+    assert await mod.call("ban", {"channel": "six", "user_id": user["id"]}) == {"ok": True}
+    # Another address of the same /64, another name: still the banned subscriber.
+    again = await connect(server.url, "2001:db8:5:6:ffff:1:2:3")
+    assert await again.call("join", {"channel": "six", "name": "Fresh"}) == {
+        "ok": False,
+        "error": "banned",
+    }
+    # The neighbouring /64 is someone else.
+    neighbour = await connect(server.url, "2001:db8:5:7::1")
+    assert (await neighbour.call("join", {"channel": "six", "name": "Fresh"}))["ok"]
