@@ -93,7 +93,8 @@ def read_playlist(request: web.Request, *parts: str) -> web.Response:
         raise web.HTTPNotFound() from None
     PLAYLISTS_SERVED.inc()
     sessions = request.app[VIEWERS]
-    sessions.touch(slug, session_key(request, sessions.hasher), time.monotonic())
+    address, session = session_key(request, sessions.hasher)
+    sessions.touch(slug, session, address, time.monotonic(), media=parts[-1] == "index.m3u8")
     return web.Response(body=body, headers=PLAYLIST_HEADERS)
 
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.settings import Settings
+from tests.conftest import wait_until
 
 MASTER = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n360p/index.m3u8\n"
 MEDIA = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_1.m4s\n"
@@ -119,7 +120,7 @@ async def test_viewer_counts_are_shared_through_redis(
             # Two players on the first host, one on the second.
             if expected:
                 for client, player in ((first, "a"), (first, "b"), (second, "c")):
-                    await client.get("/hls/show/master.m3u8", headers={"User-Agent": player})
+                    await client.get("/hls/show/360p/index.m3u8", headers={"User-Agent": player})
             await asyncio.sleep(0.2)
 
     await counts_agree(3)
@@ -181,3 +182,49 @@ async def test_a_removed_playlist_is_404(client: TestClient, media_dir: Path) ->
     assert await fetch_media(client) == MEDIA
     playlist.unlink()
     assert (await client.get("/hls/show/360p/index.m3u8")).status == 404
+
+
+async def test_a_session_counts_only_once_it_keeps_fetching(
+    client: TestClient, media_dir: Path, admin: dict[str, str]
+) -> None:
+    assert (await client.post("/api/channels", json={"slug": "show"}, headers=admin)).status == 201
+    write_stream(media_dir, "show")
+    # One address inventing a User-Agent per request: every request served, none counted.
+    for n in range(200):
+        response = await client.get("/hls/show/360p/index.m3u8", headers={"User-Agent": f"ua-{n}"})
+        assert response.status == 200
+    # A real player elsewhere: the master, then its media playlist again and again.
+    player = {"User-Agent": "hls.js", "X-Forwarded-For": "198.51.100.1"}
+    assert (await client.get("/hls/show/master.m3u8", headers=player)).status == 200
+    for _ in range(3):
+        assert (await client.get("/hls/show/360p/index.m3u8", headers=player)).status == 200
+    await wait_for_viewers(client, "show", 1)
+
+
+async def test_one_address_counts_for_a_household_and_is_always_served(
+    client: TestClient, media_dir: Path, admin: dict[str, str], settings: Settings
+) -> None:
+    assert (await client.post("/api/channels", json={"slug": "show"}, headers=admin)).status == 201
+    write_stream(media_dir, "show")
+    bound = settings.viewer_sessions_per_address
+    # Behind one carrier-grade NAT: far more players than the bound, every one served.
+    crowd = [{"User-Agent": f"phone-{n}", "X-Forwarded-For": "203.0.113.7"} for n in range(60)]
+    # An IPv6 subscriber's addresses are one address: its /64.
+    home = [
+        {"User-Agent": f"tv-{n}", "X-Forwarded-For": f"2001:db8:7::{n + 1:x}"} for n in range(30)
+    ]
+    elsewhere = [{"User-Agent": "phone-0", "X-Forwarded-For": "198.51.100.9"}]
+    for _ in range(3):
+        for headers in crowd + home + elsewhere:
+            response = await client.get("/hls/show/360p/index.m3u8", headers=headers)
+            assert response.status == 200
+    await wait_for_viewers(client, "show", 2 * bound + 1)
+
+
+async def wait_for_viewers(client: TestClient, slug: str, expected: int) -> None:
+    """The count the API shows reaches `expected` (it is refreshed every sweep)."""
+
+    async def shown() -> bool:
+        return await viewers(client, slug) == expected
+
+    await wait_until(shown, 10, f"the viewer count to show {expected}")
