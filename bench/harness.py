@@ -322,8 +322,13 @@ async def private_stack(
         settings = private_settings(work, cluster.url(), **(overrides or {}))
         settings.data_dir.mkdir()
         # The template's own optional knobs: one load generator is one address, so the
-        # per-address API limit (20 r/s) would answer 429 to nearly everything.
-        knobs = {"api_rate": 1_000_000, "api_burst": 1_000_000}
+        # per-address limits (API 20 r/s, pages, playlists, connections …) would answer 429.
+        knobs: dict[str, Any] = {
+            f"{kind}_{knob}": 1_000_000
+            for kind in ("api", "page", "vod", "healthz", "upload", "socketio", "playlist")
+            for knob in ("rate", "burst")
+        }
+        knobs |= {"conn_per_address": 1_000_000, "socketio_conn_per_address": 1_000_000}
         prefix = await stack.enter_async_context(running_nginx(settings, knobs))
         nginx_pid = int(nginx.NginxLayout(prefix).pid.read_text())
         log = stack.enter_context((work / "server.log").open("wb"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import resource
 import shutil
 import signal
 import subprocess
@@ -87,7 +88,23 @@ def config_values(settings: Settings, prefix: Path) -> dict[str, object]:
         "hook_secret": settings.hook_secret,
         "media_dir": str(settings.media_root),
         "tls": False,
+        "worker_connections": worker_connections(),
     }
+
+
+def worker_connections(wanted: int = 65536) -> int:
+    """Slots per worker: the template's default, or what an unprivileged nginx may open.
+
+    Under root nginx raises its own descriptor limit (worker_rlimit_nofile, twice this); an
+    unprivileged `onair up` cannot pass its hard limit, so it asks for what fits (each proxied
+    request holds two descriptors).
+    """
+    if os.geteuid() == 0:
+        return wanted
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        return wanted
+    return max(1024, min(wanted, hard // 2))
 
 
 def write_config(layout: NginxLayout, values: Mapping[str, object]) -> Path:

@@ -17,7 +17,7 @@ import aiohttp
 
 from server.channels.store import ChannelStore
 from server.db import migrate_url
-from server.ops import nginx
+from server.ops import keylog, nginx
 from server.ops.pgcluster import ClusterError, PgCluster
 from server.settings import Settings, secrets_file_values
 
@@ -192,6 +192,9 @@ class Stack:
         values = nginx.config_values(s, self.layout.prefix)
         nginx.write_config(self.layout, values)
         nginx.test_config(self.layout)
+        notice = await asyncio.to_thread(keylog.purge_notice, self.layout.prefix)
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
         proxy = await nginx.start_nginx(self.layout)
         self.children.append(Child("nginx", proxy))
         try:

@@ -128,8 +128,9 @@ def test_split_media_host_is_an_origin_for_edges_only(split: Path) -> None:
     assert "listen 443" not in conf and "listen 80;" not in conf  # no public web here
     assert "listen 127.0.0.1:80;" in conf  # the server's own checks over loopback
     assert f"listen {MEDIA}:8090;" in conf
+    # Admitted by the connection's own address (the forwarded one is the viewer's).
     for address in (EDGE1, EDGE2, DATA):
-        assert f"allow {address};" in conf
+        assert f"        {address} 1;" in conf
     assert re.search(r"alias /srv/onair-media/live/\$1;", conf)
     rules = json.loads((split / "media1/firewall.json").read_text())
     assert rules["public"] == ["1935", "22"]
@@ -153,3 +154,43 @@ def test_rendered_nginx_config_passes_nginx_t(host: str, split: Path, two_server
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_split_media_host_trusts_the_edges_forwarded_address_only(split: Path) -> None:
+    """The private listener takes the viewer's address from the edges' X-Forwarded-For, and
+    admits peers by their own address, so the server counts viewers, not edges."""
+    conf = (split / "media1/nginx/nginx.conf").read_text()
+    private = conf[conf.index(f"listen {MEDIA}:8090;") :]
+    private = private[: private.index("\n    }\n")]
+    trusted = set(re.findall(r"set_real_ip_from (\S+);", private))
+    assert trusted == {EDGE1, EDGE2}, private  # not the monitoring host, not everyone
+    assert "real_ip_header X-Forwarded-For;" in private
+    assert "real_ip_recursive" not in private  # the last entry: the one the edge appended
+    assert "if ($onair_private_peer = 0)" in private
+    geo = re.search(r"geo \$realip_remote_addr \$onair_private_peer \{(.*?)\}", conf, re.S)
+    assert geo, conf
+    for address in (EDGE1, EDGE2, DATA):
+        assert f"{address} 1;" in geo[1]
+    assert "default 0;" in geo[1]
+    for edge in ("edge1", "edge2"):  # nothing public trusts a forwarded address
+        assert "set_real_ip_from" not in (split / edge / "nginx/nginx.conf").read_text()
+
+
+def test_rendered_nginx_limits_every_path_per_address(split: Path) -> None:
+    """Rates and connection limits as docs/RELIABILITY.md gives them, on the public server."""
+    conf = (split / "edge1/nginx/nginx.conf").read_text()
+    for zone, rate in [
+        ("onair_api", 20),
+        ("onair_pages", 20),
+        ("onair_vod", 20),
+        ("onair_healthz", 5),
+        ("onair_uploads", 200),
+        ("onair_socketio", 20),
+        ("onair_playlists", 1000),
+    ]:
+        assert re.search(rf"zone={zone}:\d+m rate={rate}r/s;", conf), zone
+        assert f"limit_req zone={zone} " in conf, zone
+    assert "limit_conn onair_conn 256;" in conf and "limit_conn onair_conn 4096;" in conf
+    assert "worker_connections 65536;" in conf and "worker_rlimit_nofile 131072;" in conf
+    for timeout in ("client_header_timeout 10s;", "client_body_timeout 20s;", "send_timeout 20s;"):
+        assert timeout in conf
