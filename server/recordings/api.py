@@ -7,14 +7,15 @@ from aiohttp import web
 from server.channels.store import channel_in_path
 from server.db import DB
 from server.recordings import store
+from server.recordings.download import send_first
 from server.recordings.service import RECORDINGS
-from server.recordings.store import ID_RE, PLAYABLE, recording_json
+from server.recordings.store import ID_RE, MP4_LINK, PLAYABLE, recording_json
 from server.web.auth import path_slug, require_admin
 from server.web.errors import NotFound
 from transcoder.recordings import media
 
 routes = web.RouteTableDef()
-VOD_FILES = (media.PLAYLIST, media.ORIGINAL, media.COMPRESSED)
+VOD_FILES = (media.PLAYLIST, media.ORIGINAL, media.COMPRESSED, MP4_LINK)
 
 
 @routes.get("/api/channels/{slug}/recordings")
@@ -38,16 +39,34 @@ async def delete_recording(request: web.Request) -> web.Response:
 
 @routes.get("/vod/{slug}/{id}/{name}")
 async def vod_file(request: web.Request) -> web.StreamResponse:
-    """The VOD playlist (never cached) and the MP4 it points into (ranges, cached for good)."""
+    """The VOD playlist (never cached), the MP4 it points into (ranges, cached for good) and
+    the download link, recording.mp4: the complete file of the moment, revalidated."""
     slug = path_slug(request)
     rid, name = request.match_info["id"], request.match_info["name"]
     if not ID_RE.match(rid) or name not in VOD_FILES:
         raise NotFound("no such file")
-    state = await store.state_of(request.app[DB], rid, slug)
-    path = request.app[RECORDINGS].directory(slug, rid) / name
-    if state not in PLAYABLE or not path.is_file():
+    row = await store.vod_row(request.app[DB], rid, slug)
+    if row is None or row["state"] not in PLAYABLE:
         raise NotFound("no such file")
+    directory = request.app[RECORDINGS].directory(slug, rid)
     headers = {"Access-Control-Allow-Origin": "*"}
+    if name == MP4_LINK:
+        # Its bytes change once, when compression replaces the original: the ETag and
+        # Last-Modified are the served file's, so caches revalidate and a resumed download
+        # (If-Range) across the swap gets the new file whole instead of mixed ranges.
+        headers["Cache-Control"] = "no-cache"
+        headers["Content-Type"] = "video/mp4"
+        headers["Content-Disposition"] = f'inline; filename="{slug}-{rid}.mp4"'
+        # The compressed file is renamed into place whole before the row says so, and the
+        # original is deleted only after that rename: of the two, one is always complete.
+        # The row may be stale by the time of the open, so the other is tried after it.
+        names = [media.COMPRESSED, media.ORIGINAL]
+        if row["compressed_at"] is None:
+            names.reverse()
+        return await send_first(request, [directory / n for n in names], headers)
+    path = directory / name
+    if not path.is_file():
+        raise NotFound("no such file")
     if name == media.PLAYLIST:
         headers["Cache-Control"] = "no-cache"  # it changes when compression replaces the file
         headers["Content-Type"] = "application/vnd.apple.mpegurl"

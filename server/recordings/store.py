@@ -16,6 +16,9 @@ STATES = ("recording", "finalizing", "compressing", "ready", "failed", "deleted"
 IN_PROGRESS = ("recording", "finalizing")
 PLAYABLE = ("compressing", "ready")
 ID_RE = re.compile(r"^[0-9a-f]{16,32}$")
+# The download link the API lists: one name for as long as the recording is, served from
+# whichever file is complete at request time (the original, then the compressed copy).
+MP4_LINK = "recording.mp4"
 
 
 def new_id() -> str:
@@ -52,7 +55,6 @@ def recording_json(row: asyncpg.Record) -> dict[str, Any]:
     """A recording as the API shows it; URLs only once there is something to play."""
     base = f"/vod/{row['channel']}/{row['id']}/"
     playable = row["state"] in PLAYABLE
-    mp4 = media.COMPRESSED if row["compressed_at"] is not None else media.ORIGINAL
     ended = row["ended_at"]
     return {
         "id": row["id"],
@@ -64,7 +66,9 @@ def recording_json(row: asyncpg.Record) -> dict[str, Any]:
         "bytes": row["bytes"],
         "codec": row["codec"],
         "hls_url": base + media.PLAYLIST if playable else None,
-        "mp4_url": base + mp4 if playable else None,
+        # Not the file's own name: compression replaces and deletes the original while a
+        # list that named it may still be on a page or in a download manager.
+        "mp4_url": base + MP4_LINK if playable else None,
     }
 
 
@@ -149,9 +153,9 @@ async def of_channel(db: asyncpg.Pool, channel: str) -> list[asyncpg.Record]:
     )
 
 
-async def state_of(db: asyncpg.Pool, rid: str, channel: str) -> str | None:
-    """The state of a channel's recording, None when there is no such recording."""
-    state = await db.fetchval(
-        "SELECT state FROM recordings WHERE id = $1 AND channel = $2", rid, channel
+async def vod_row(db: asyncpg.Pool, rid: str, channel: str) -> asyncpg.Record | None:
+    """state and compressed_at of a channel's recording, None when there is no such one."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT state, compressed_at FROM recordings WHERE id = $1 AND channel = $2", rid, channel
     )
-    return str(state) if state is not None else None
+    return row

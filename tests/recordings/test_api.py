@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,6 +14,7 @@ from server.channels.store import CHANNELS
 from server.db import DB
 from server.recordings.service import RECORDINGS
 from server.recordings.store import new_id
+from transcoder.recordings import media
 
 
 async def add(client: TestClient, state: str) -> str:
@@ -64,3 +67,47 @@ async def test_state_machine_refuses_skipping_steps(client: TestClient) -> None:
         await client.app[DB].execute("UPDATE recordings SET state = 'deleted' WHERE id = $1", rid)
     with pytest.raises(asyncpg.CheckViolationError):
         await client.app[DB].execute("UPDATE recordings SET state = 'ready' WHERE id = $1", rid)
+
+
+async def test_the_download_link_outlives_the_swap_of_its_file(client: TestClient) -> None:
+    """recording.mp4 serves the original, then the compressed copy, also in the moment after
+    compression deleted the original and before the row says so; a resume across the swap
+    (If-Range with the old validator) gets the new file whole."""
+    await client.app[CHANNELS].create("api", "Api")
+    rid = await add(client, "compressing")
+    folder = client.app[RECORDINGS].directory("api", rid)
+    folder.mkdir(parents=True)
+    (folder / media.ORIGINAL).write_bytes(b"o" * 1000)
+    link = f"/vod/api/{rid}/recording.mp4"
+    listed = await (await client.get("/api/channels/api/recordings")).json()
+    assert listed[0]["mp4_url"] == link
+
+    first = await client.get(link, headers={"Range": "bytes=0-99"})
+    assert first.status == 206 and await first.read() == b"o" * 100
+    assert first.headers["Content-Range"] == "bytes 0-99/1000"
+    old = {"etag": first.headers["ETag"], "date": first.headers["Last-Modified"]}
+    # What compression does, in its order: the verified copy renamed in, the original
+    # deleted; the row (compressed_at) is not updated yet.
+    (folder / ".compress").mkdir()
+    (folder / ".compress" / media.COMPRESSED).write_bytes(b"c" * 600)
+    os.utime(folder / ".compress" / media.COMPRESSED, (time.time() + 5, time.time() + 5))
+    (folder / ".compress" / media.COMPRESSED).replace(folder / media.COMPRESSED)
+    (folder / media.ORIGINAL).unlink()
+
+    whole = await client.get(link)
+    assert whole.status == 200 and await whole.read() == b"c" * 600
+    assert whole.headers["Cache-Control"] == "no-cache"
+    for validator in old.values():
+        resumed = await client.get(link, headers={"Range": "bytes=100-", "If-Range": validator})
+        assert resumed.status == 200 and await resumed.read() == b"c" * 600, validator
+    same = await client.get(
+        link, headers={"Range": "bytes=100-", "If-Range": whole.headers["ETag"]}
+    )
+    assert same.status == 206 and await same.read() == b"c" * 500
+    assert (await client.get(link, headers={"Range": "bytes=600-"})).status == 416
+    head = await client.head(link)
+    assert head.status == 200 and head.headers["Content-Length"] == "600"
+    revalidated = await client.get(link, headers={"If-None-Match": whole.headers["ETag"]})
+    assert revalidated.status == 304
+    assert (await client.get(f"/vod/api/{rid}/{media.ORIGINAL}")).status == 404
+    assert (await client.get(f"/vod/api/{rid}/{media.COMPRESSED}")).status == 200

@@ -270,6 +270,8 @@ async def compress(
         if after.bytes >= before.bytes:
             return None
         await asyncio.to_thread(_replace_into, work, directory, [COMPRESSED])
+        # Only now, with the verified copy whole under its own name: the download link
+        # (recording.mp4) always finds one complete file, whatever the row says yet.
         source.unlink(missing_ok=True)
         return before, after
     finally:
