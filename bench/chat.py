@@ -145,6 +145,8 @@ async def chat_stack(servers: int, use_redis: bool) -> AsyncIterator[ChatStack]:
             # per-connection limits so the senders' fixed rate is never refused.
             "chat_rate_messages": 1_000_000,
             "chat_rate_ip_messages": 1_000_000,
+            "chat_rate_joins": 1_000_000,
+            "chat_rate_ip_joins": 1_000_000,
         }
         urls, pids = [], []
         for n in range(servers):

@@ -221,8 +221,12 @@ async def flapper(stack: Stack, key: str, until: float, c: Counters) -> None:
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    # One load generator stands for many people: lift the per-address chat limit.
-    overrides = {"chat_rate_ip_messages": 1_000_000}
+    # Every load client comes from 127.0.0.1: lift the per-address limits and bounds.
+    overrides = {
+        "chat_rate_ip_messages": 1_000_000,
+        "chat_rate_ip_joins": 1_000_000,
+        "viewer_sessions_per_address": 1_000_000,
+    }
     async with private_stack(overrides=overrides, log_level="WARNING") as stack:
         key = await create_channel(stack, "soak")
         flap_key = await create_channel(stack, "flap")

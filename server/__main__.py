@@ -98,6 +98,13 @@ def serve(settings: Settings) -> int:
 
     from server.app import create_app
 
+    if not settings.secret_key:
+        # Address hashes and guest ids are keyed with it: without one they are guessable.
+        print(
+            "onair: ONAIR_SECRET_KEY is not set (16+ characters; `onair up` makes its own)",
+            file=sys.stderr,
+        )
+        return 2
     uvloop.install()
     web.run_app(
         create_app(settings),

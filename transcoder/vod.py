@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transcoder.ffmpeg.probe import ProbeError, SourceInfo, parse_probe
-from transcoder.ffmpeg.process import base_args
+from transcoder.ffmpeg.process import UPLOAD_FORMATS, base_args, local_input, local_input_options
 from transcoder.live.command import TranscodeJob, build_args
 from transcoder.live.ladder import LadderConfig, Rendition, choose_ladder, scaled_size
 
@@ -131,6 +131,7 @@ def ladder_args(
     """The live path's argv (command.build_args) in VOD mode: the same rungs and flags."""
     job = TranscodeJob(
         input_url=str(source_path),
+        input_options=local_input_options(UPLOAD_FORMATS),
         output_dir=output_dir,
         renditions=tuple(renditions),
         config=config,
@@ -150,7 +151,7 @@ def poster_args(ffmpeg: str, source_path: Path, poster: Path, duration_s: float)
     return [
         *base_args(ffmpeg),
         "-ss", f"{at:.3f}",  # before -i: seek by keyframe index, not by decoding up to it
-        "-i", str(source_path),
+        *local_input(source_path, UPLOAD_FORMATS),
         "-frames:v", "1",
         "-vf", f"scale=-2:'min({POSTER_HEIGHT},ih)'",  # never upscale; even width for JPEG
         "-q:v", "4",  # mjpeg quality: small and clean enough for a thumbnail

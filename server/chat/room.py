@@ -372,8 +372,6 @@ def attach(app: web.Application) -> None:
 async def chat_context(app: web.Application) -> AsyncIterator[None]:
     """Chat for the life of the app; after db.postgres, so it flushes before the pool closes."""
     settings, db = app[SETTINGS], app[DB]
-    if not settings.secret_key:
-        log.warning("chat secret_key is empty: address hashes are guessable")
     state: ChatState
     if settings.redis_url:
         state = FallbackState(settings.redis_url, lambda: store.stored_bans(db))

@@ -21,7 +21,13 @@ from server.uploads.store import video_transition
 from server.web.errors import Conflict, NotFound
 from transcoder import vod
 from transcoder.ffmpeg.probe import ProbeError, probe_json
-from transcoder.ffmpeg.process import BACKGROUND_PRIORITY, FfmpegProcess, run_to_end, tagged
+from transcoder.ffmpeg.process import (
+    BACKGROUND_PRIORITY,
+    UPLOAD_FORMATS,
+    FfmpegProcess,
+    run_to_end,
+    tagged,
+)
 from transcoder.ffmpeg.progress import Progress
 from transcoder.live.ladder import LadderConfig
 from transcoder.live.playlist import ENDLIST, write_master
@@ -78,7 +84,9 @@ class VodJobs:
         ):
             return
         try:
-            data = await probe_json(self.settings.ffprobe, source_path, timeout=PROBE_TIMEOUT_S)
+            data = await probe_json(
+                self.settings.ffprobe, source_path, timeout=PROBE_TIMEOUT_S, formats=UPLOAD_FORMATS
+            )
             accepted = vod.check_upload(data)
         except (ProbeError, vod.Rejected, OSError) as err:
             await self._failed(vid, channel, uid, f"source unreadable: {err}")

@@ -26,7 +26,7 @@ from server.uploads.store import new_upload_id, new_video_id, upload_transition
 from server.web.errors import ApiError, Conflict
 from transcoder import vod
 from transcoder.ffmpeg.probe import ProbeError, probe_json
-from transcoder.ffmpeg.process import reap_orphans
+from transcoder.ffmpeg.process import UPLOAD_FORMATS, reap_orphans
 from transcoder.layout import MediaLayout
 from transcoder.live.ladder import LadderConfig
 
@@ -114,7 +114,9 @@ class Uploads:
         path = self.data_path(uid)
         try:
             try:
-                data = await probe_json(self.settings.ffprobe, path, timeout=PROBE_TIMEOUT_S)
+                data = await probe_json(
+                    self.settings.ffprobe, path, timeout=PROBE_TIMEOUT_S, formats=UPLOAD_FORMATS
+                )
             except ProbeError as err:
                 raise vod.Rejected("not a video file (ffprobe cannot read it)") from err
             accepted = vod.check_upload(data)

@@ -22,6 +22,7 @@ from tests.conftest import (
     ServeProcess,
     create_channel,
     create_moderator,
+    ffmpeg_pids,
     get_json,
     running_nginx,
     stop_process,
@@ -190,3 +191,44 @@ async def test_a_stream_key_used_to_publish_reaches_no_log(
         if path.is_file():
             assert key.encode() not in path.read_bytes(), f"stream key in {path}"
     assert "publish accepted channel=secretive" in server.log()
+
+
+def process_environ(pid: int) -> str:
+    """A process's environment as /proc shows it (NUL-separated NAME=value)."""
+    return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+
+
+async def test_ffmpeg_starts_without_the_servers_secrets(
+    settings: Settings,
+    serve_process: ServeProcess,
+    publish,  # type: ignore[no-untyped-def]
+) -> None:
+    """The server's environment holds the admin token, the hook secret, the secret key and
+    the database URL (a password, where it has one); a live ladder's FFmpeg gets none of it."""
+    async with running_nginx(settings):
+        server = await serve_process(settings)
+        key = await create_channel(server.url, "envless")
+        await publish(f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}", size="320x240")
+        pids: list[int] = []
+
+        async def ladder_running() -> bool:
+            nonlocal pids
+            pids = ffmpeg_pids(settings.media_root / "live")
+            return bool(pids)
+
+        await wait_until(ladder_running, 60, "the ladder's FFmpeg to run")
+        environ = process_environ(pids[0])
+        server_environ = process_environ(server.process.pid)
+        assert settings.database_url is not None
+        secrets = {
+            "admin token": ADMIN_TOKEN,
+            "hook secret": settings.hook_secret,
+            "secret key": settings.secret_key,
+            "database URL": settings.database_url,
+        }
+        for what, secret in secrets.items():
+            assert secret in server_environ, what  # the test holds what it means to
+            assert secret not in environ, f"the {what} reached FFmpeg's environment"
+        assert "ONAIR_" not in environ
+        names = sorted(entry.split("=", 1)[0] for entry in environ.split("\0") if entry)
+        assert "PATH" in names, names

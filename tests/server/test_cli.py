@@ -9,6 +9,7 @@ import sys
 import asyncpg
 
 from server.channels.store import ChannelStore
+from tests.conftest import free_port
 
 
 def onair(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +65,15 @@ async def test_channel_commands(database_url: str, onair_env: dict[str, str]) ->
     gone = onair(onair_env, "channel", "delete", "music")
     assert gone.returncode == 1
     assert "no channel music" in gone.stderr
+
+
+def test_serve_refuses_to_start_without_a_secret_key(onair_env: dict[str, str]) -> None:
+    """Address hashes and guest ids are keyed with it; `onair up` generates one, `serve`
+    must be given one (it used to start with a warning in the log)."""
+    env = {**onair_env, "ONAIR_SERVER_PORT": str(free_port())}
+    try:
+        refused = onair(env, "serve")
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError("onair serve started without a secret key") from err
+    assert refused.returncode == 2
+    assert "ONAIR_SECRET_KEY is not set" in refused.stderr

@@ -288,3 +288,44 @@ async def test_video_files_are_never_a_path(client: TestClient, admin: dict[str,
         assert "error" in await response.json()
     assert (await client.delete("/api/videos/0190a1b2c3d4e5f6a7b8", headers=admin)).status == 404
     assert (await client.delete("/api/videos/nope", headers=admin)).status == 404
+
+
+async def test_an_upload_naming_a_file_on_our_disk_is_rejected_without_opening_it(
+    client: TestClient, admin: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    """An HLS playlist uploaded as a video: ffprobe detects it by content and opens the
+    segments it names. FFmpeg already refuses URLs inside a local playlist (nested opens get
+    file,crypto,data), but a path on our disk (another channel's upload, a recording) was
+    opened. A FIFO stands in for that file: opening it for writing succeeds only while
+    someone has it open for reading."""
+    private = tmp_path / "private.ts"
+    os.mkfifo(private)
+    playlist = (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
+        f"#EXTINF:2.0,\n{private}\n#EXT-X-ENDLIST\n" + "\n" * 64
+    ).encode()
+    opened = asyncio.Event()
+
+    async def watch() -> None:
+        while True:
+            try:
+                fd = os.open(private, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: nobody reads it
+                await asyncio.sleep(0.005)
+                continue
+            opened.set()
+            os.close(fd)  # the reader sees the end of the file
+            return
+
+    watcher = asyncio.create_task(watch())
+    auth = await channel_with_token(client, admin, "ssrf")
+    url = await create(client, "ssrf", auth, len(playlist))
+    headers = {**OCTETS, **auth, "Upload-Offset": "0"}
+    response = await client.patch(url, data=playlist, headers=headers)
+    await asyncio.sleep(0.2)
+    watcher.cancel()
+    assert response.status == 415, await response.text()
+    assert not opened.is_set(), "ffprobe opened a file the upload named"
+    assert "not a video file" in (await response.json())["error"]
+    assert leftovers(settings) == []
+    assert await (await client.get("/api/channels/ssrf/videos")).json() == []

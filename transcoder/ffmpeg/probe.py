@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcoder.ffmpeg.process import run_captured
+from transcoder.ffmpeg.process import local_input, run_captured
 
 
 class ProbeError(Exception):
@@ -91,17 +91,15 @@ def parse_probe(data: dict[str, Any]) -> SourceInfo:
 
 
 async def probe_json(
-    ffprobe: str, target: str | Path, *, timeout: float, local_file: bool = False
+    ffprobe: str, target: str | Path, *, timeout: float, formats: str | None = None
 ) -> dict[str, Any]:
     """ffprobe's `-show_streams -show_format` JSON of a URL or a file; ProbeError otherwise.
 
-    local_file: the target is a file someone gave us (an upload, a recording): ffprobe may
-    open files only, never a URL the file's contents name (an HLS playlist in disguise).
+    formats: the target is a file on our disk (an upload, a recording), to be opened as a
+    file only and with these demuxers only (see process.local_input).
     """
-    args = [ffprobe, "-v", "error"]
-    if local_file:
-        args += ["-protocol_whitelist", "file"]
-    args += ["-print_format", "json", "-show_streams", "-show_format", str(target)]
+    args = [ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
+    args += local_input(target, formats) if formats is not None else ["-i", str(target)]
     try:
         rc, out, err = await run_captured(args, timeout=timeout)
     except OSError as error:

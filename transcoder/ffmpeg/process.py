@@ -44,6 +44,25 @@ def media_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     return env
 
 
+# Demuxers a file someone gave us (an upload) may be opened with: containers only. Not the
+# HLS, DASH or concat demuxers, nor image sequences: those open further files or URLs named
+# inside the file, and FFmpeg picks a demuxer by content (a playlist hides in any name).
+UPLOAD_FORMATS = "mov,mp4,matroska,webm,avi,flv,mpegts,mpeg,asf"
+# What our recorder writes (MPEG-TS parts), the concat listing that joins them, and the MP4.
+RECORDING_FORMATS = "mpegts,concat,mov,mp4"
+
+
+def local_input_options(formats: str) -> tuple[str, ...]:
+    """Input options for a file on our disk: opened as a file only (no network, no other
+    protocol), and only with the `formats` demuxers."""
+    return ("-protocol_whitelist", "file", "-format_whitelist", formats)
+
+
+def local_input(path: str | Path, formats: str) -> list[str]:
+    """`-i path` for a file on our disk, with local_input_options."""
+    return [*local_input_options(formats), "-i", str(path)]
+
+
 def base_args(ffmpeg: str, loglevel: str = "error") -> list[str]:
     """Quiet, non-interactive, overwriting, with key=value progress on stdout."""
     return [

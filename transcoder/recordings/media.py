@@ -13,8 +13,10 @@ from pathlib import Path
 from transcoder.ffmpeg.probe import ProbeError, probe_json
 from transcoder.ffmpeg.process import (
     BACKGROUND_PRIORITY,
+    RECORDING_FORMATS,
     FfmpegProcess,
     base_args,
+    local_input,
     run_captured,
     run_to_end,
     tagged,
@@ -101,7 +103,7 @@ async def _background_run(
 async def probe_media(ffprobe: str, path: Path) -> MediaInfo:
     """Duration, size and codecs of a finished recording file."""
     try:
-        data = await probe_json(ffprobe, path, timeout=PROBE_TIMEOUT_S)
+        data = await probe_json(ffprobe, path, timeout=PROBE_TIMEOUT_S, formats=RECORDING_FORMATS)
     except ProbeError as err:
         raise MediaError(f"ffprobe failed on {path.name}: {err}") from err
     streams = data.get("streams")
@@ -175,7 +177,8 @@ async def finalize(directory: Path, tools: Tools, label: str) -> MediaInfo:
     listing.write_text("".join(f"file '{p.resolve()}'\n" for p in found))
     args = [
         *base_args(tools.ffmpeg),
-        "-f", "concat", "-safe", "0", "-i", f"{work.name}/{listing.name}",
+        "-f", "concat", "-safe", "0",
+        *local_input(f"{work.name}/{listing.name}", RECORDING_FORMATS),
         "-map", "0:v:0", "-map", "0:a:0?",
         "-c", "copy",  # a remux: seconds for an hour of video, no quality lost
     ]  # fmt: skip
@@ -207,7 +210,7 @@ def compress_args(source: Path, work: Path, tools: Tools, options: CompressOptio
     """
     return [
         *base_args(tools.ffmpeg),
-        "-i", str(source),
+        *local_input(source, RECORDING_FORMATS),
         "-map", "0:v:0", "-map", "0:a:0?",
         "-c:v", "libx265",
         "-preset", options.preset,
@@ -226,7 +229,7 @@ async def decodes(directory: Path, path: Path, tools: Tools, label: str) -> str 
     args = [
         *base_args(tools.ffmpeg),
         "-xerror",  # stop at the first decoding error
-        "-i", str(path), "-map", "0:v:0", "-f", "null", "-",
+        *local_input(path, RECORDING_FORMATS), "-map", "0:v:0", "-f", "null", "-",
     ]  # fmt: skip
     rc, tail = await _background_run(args, directory, tools, "verify", label)
     return None if rc == 0 else f"decode failed rc={rc}: {tail}"
