@@ -291,6 +291,8 @@ def test_systemd_units_verify(converged: Converged) -> None:
         "CapabilityBoundingSet=\n",
         "SystemCallFilter=@system-service",
         "KillMode=mixed",
+        "MemoryMax=75%",
+        "TasksMax=4096",
         f"ReadWritePaths={converged.values['deploy_media_dir']}",
     ):
         assert directive in onair, directive

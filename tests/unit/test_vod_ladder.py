@@ -131,7 +131,10 @@ def test_poster_argv() -> None:
     assert poster_args("ffmpeg", Path("/u/data"), Path("/v/poster.jpg"), 3.0) == [
         "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
         "-progress", "pipe:1", "-y",
-        "-ss", "0.300", "-i", "/u/data", "-frames:v", "1",
+        "-ss", "0.300",
+        "-protocol_whitelist", "file",
+        "-format_whitelist", "mov,mp4,matroska,webm,avi,flv,mpegts,mpeg,asf",
+        "-i", "/u/data", "-frames:v", "1",
         "-vf", "scale=-2:'min(360,ih)'", "-q:v", "4", "/v/poster.jpg",
     ]  # fmt: skip
     long = poster_args("ffmpeg", Path("a"), Path("b"), 3600.0)
