@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Awaitable, Callable
@@ -168,9 +169,12 @@ async def test_garbage_frames_leave_server_and_other_clients_unaffected(
         for huge in ("42" + json.dumps(["message", {"channel": "hostile", "text": "x" * 2**20}]),
                      b"\x00" * 2**20):  # fmt: skip
             big = await RawSocket.open(session, server.url)
-            await big.send(huge)
+            # The server may read the frame's length and close before we finish writing it.
+            with contextlib.suppress(ConnectionError):
+                await big.send(huge)
             frame = await big.ws.receive(timeout=10)
-            assert frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), frame
+            ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+            assert frame.type in ended, frame
             await big.ws.close()
         await raw.ws.close()
 
