@@ -70,6 +70,8 @@ TRIALS: dict[str, tuple[str, str]] = {
     "sf-aq1-sao": ("superfast", "aq-mode=2:aq-strength=1.0:sao=1:weightp=1"),
     "sf-aq1-la": ("superfast", "aq-mode=2:aq-strength=1.0:rc-lookahead=20"),
 }
+# AV1 ladders (ONAIR_LADDER_CODECS=av1): name -> SVT-AV1 preset, with encoders.py's live params.
+AV1_TRIALS: dict[str, int] = {f"av1-p{p}": p for p in (8, 9, 10, 11, 12, 13)}
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,24 @@ def machine() -> dict[str, Any]:
 
 def bench_config(base: LadderConfig, scale: float) -> LadderConfig:
     """The config with every rung's bitrate scaled; a long list so no segment is deleted."""
-    rungs = tuple(Rung(r.height, max(50, round(r.video_kbps * scale))) for r in base.rungs)
-    return dataclasses.replace(base, rungs=rungs, list_size=100_000)
+
+    def scaled(rungs: tuple[Rung, ...]) -> tuple[Rung, ...]:
+        return tuple(Rung(r.height, max(50, round(r.video_kbps * scale))) for r in rungs)
+
+    return dataclasses.replace(
+        base, rungs=scaled(base.rungs), av1_rungs=scaled(base.av1_rungs), list_size=100_000
+    )
 
 
 def our_ladder(source: SourceInfo, config: LadderConfig) -> list[Rendition]:
-    """The production ladder for this source: HEVC rungs plus the H.264 rung (copy or x264)."""
-    return choose_ladder(source, config)
+    """The production ladder for this source: its efficient rungs plus the H.264 rung.
+
+    AV1 rungs are named as the peer's ("720p", not "720av1") so rungs compare by name.
+    """
+    return [
+        dataclasses.replace(r, name=f"{r.height}p") if r.codec == "av1" else r
+        for r in choose_ladder(source, config)
+    ]
 
 
 def peer_ladder(source: SourceInfo, config: LadderConfig) -> list[Rendition]:
@@ -441,9 +454,9 @@ def markdown(report: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "Savings: bits H.265 needs for the SSIM x264 veryfast reaches at the ladder's own"
-        " bitrate (`*`: extrapolated beyond the measured points); BD: mean log-bitrate"
-        " difference over the SSIM range both curves cover.",
+        "Savings: bits the ladder (H.265 or AV1) needs for the SSIM x264 veryfast reaches at"
+        " the ladder's own bitrate (`*`: extrapolated beyond the measured points); BD: mean"
+        " log-bitrate difference over the SSIM range both curves cover.",
         "",
     ]
     return "\n".join(lines)
@@ -453,7 +466,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, run the comparison, write bench/results/transcode-<date>.json/.md."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 s clips, two bitrate points")
-    parser.add_argument("--trials", default="", help=f"comma list of {', '.join(TRIALS)}")
+    parser.add_argument(
+        "--trials", default="", help=f"comma list of {', '.join([*TRIALS, *AV1_TRIALS])}"
+    )
     parser.add_argument("--clips", default="", help="comma list of bbb, bikes, pattern1080")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
     parser.add_argument("--seconds", type=float, default=0.0, help="clip length override")
@@ -464,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     scales = (0.3, 1.0) if args.quick else (0.25, 0.5, 1.0)
     ladders: dict[str, LadderConfig] = {} if args.no_default else {"default": LadderConfig()}
     for name in filter(None, args.trials.split(",")):
+        if name in AV1_TRIALS:
+            ladders[name] = LadderConfig(codecs=("av1",), av1_preset=AV1_TRIALS[name])
+            continue
         preset, params = TRIALS[name]
         ladders[name] = LadderConfig(preset=preset, x265_params=params)
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -479,7 +497,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": machine(),
         "load_before": load_before,
         "ladders": {
-            n: {"preset": c.preset, "x265_params": c.x265_params} for n, c in ladders.items()
+            n: {
+                "codecs": list(c.codecs),
+                "preset": c.preset if "hevc" in c.codecs else c.av1_preset,
+                "x265_params": c.x265_params,
+            }
+            for n, c in ladders.items()
         },
     }
     report["results"] = compare(ladders, clips, scales)

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from server.ladder_settings import LADDER_FIELDS, check_hevc_preset, ladder_toml_entries
 from transcoder.layout import SLUG_PATTERN
 from transcoder.live.encoders import PRESETS
+from transcoder.live.ladder import Rung
 from transcoder.schedule import Window
 
 __all__ = ["SETTINGS", "SLUG_PATTERN", "Settings", "SettingsError", "load_settings"]
@@ -79,6 +81,14 @@ class Settings:
     compress_preset: str = "medium"  # x265 preset for the archive copy
     compress_crf: int = 26  # x265 constant quality: higher is smaller
     compress_live_margin: float = 1.2  # pause compression unless live work fits this many times
+    # The live ladder (and the VOD ladders of uploads): TOML table [ladder], see the README.
+    ladder_codecs: tuple[str, ...] = ("hevc",)  # efficient families; the H.264 rung is added
+    ladder_rungs: tuple[Rung, ...] = (Rung(720, 2500), Rung(480, 1200), Rung(360, 700))
+    av1_rungs: tuple[Rung, ...] | None = None  # None: ladder_rungs
+    hevc_encoder: str = "libx265"
+    hevc_preset: str = "auto"  # auto: start at superfast, the speed feedback steps it
+    av1_preset: str = "auto"  # auto: start at 12; else an SVT-AV1 preset 0-13, kept
+    segment_seconds: int = 2
     upload_max_bytes: int = 5 * 1024**3  # the largest video upload (tus Upload-Length)
     upload_expiry_s: float = 86400.0  # an upload that received nothing for this long is deleted
     # This host's name in the shared database: recordings, uploads and videos it holds the
@@ -241,7 +251,21 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "upload_max_bytes": (_parse_count, "a byte count >= 1", False),
     "upload_expiry_s": (_parse_expiry, "seconds between 1 and 2592000 (30 days)", False),
     "node_name": (_parse_nonempty, "a name for this host, unique among the servers", False),
+    **LADDER_FIELDS,
 }
+
+
+def _toml_entries(table: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """setting name -> (where it came from, value) for a TOML file's keys."""
+    out: dict[str, tuple[str, Any]] = {}
+    for key, value in table.items():
+        if key == "ladder" and isinstance(value, dict):
+            out.update(ladder_toml_entries(value, where, problems))
+        elif key not in _FIELDS or key in LADDER_FIELDS:
+            problems.append(f"{key} {where}: unknown setting")
+        else:
+            out[key] = (f"{key} {where}", value)
+    return out
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -254,11 +278,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str], **overrides: An
             table = tomllib.loads(config_path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise SettingsError([f"config {config_path}: {err}"]) from err
-        for key, value in table.items():
-            if key not in _FIELDS:
-                problems.append(f"{key} (in {config_path}): unknown setting")
-            else:
-                raw[key] = (f"{key} (in {config_path})", value)
+        raw.update(_toml_entries(table, f"(in {config_path})", problems))
     for name in _FIELDS:
         env_name = "ONAIR_" + name.upper()
         if environ.get(env_name, "") != "":
@@ -279,6 +299,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str], **overrides: An
     high = values.get("media_high_water", Settings.media_high_water)
     if low >= high:
         problems.append(f"media_low_water: got {low!r}, expected less than media_high_water {high}")
+    check_hevc_preset(values, problems)
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
 from server.settings import Settings
 from transcoder.layout import MediaLayout
-from transcoder.live.ladder import LadderConfig
+from transcoder.live.ladder import Efficient, HevcEncoder, LadderConfig
 from transcoder.live.pool import LadderPool
 
 LADDERS: web.AppKey[LadderPool] = web.AppKey("ladders", LadderPool)
 
 
 def ladder_config(settings: Settings) -> LadderConfig:
-    """The live ladder the settings ask for (today: the built-in ladder)."""
-    return LadderConfig()
+    """The ladder the settings ask for; live ladders and uploads' VOD ladders both use it."""
+    defaults = LadderConfig()
+    hevc_auto, av1_auto = settings.hevc_preset == "auto", settings.av1_preset == "auto"
+    return dataclasses.replace(
+        defaults,
+        codecs=cast(tuple[Efficient, ...], settings.ladder_codecs),
+        rungs=settings.ladder_rungs,
+        av1_rungs=settings.av1_rungs or settings.ladder_rungs,
+        hevc_encoder=cast(HevcEncoder, settings.hevc_encoder),
+        preset=defaults.preset if hevc_auto else settings.hevc_preset,
+        hevc_preset_adapts=hevc_auto,
+        av1_preset=defaults.av1_preset if av1_auto else int(settings.av1_preset),
+        av1_preset_adapts=av1_auto,
+        segment_seconds=settings.segment_seconds,
+    )
 
 
 def new_pool(settings: Settings, on_failed: Callable[[str], None]) -> LadderPool:

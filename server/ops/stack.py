@@ -88,7 +88,7 @@ def server_environ(settings: Settings) -> dict[str, str]:
         if value is None:
             continue
         # Tuples travel as the comma-separated lists their parsers read.
-        text = ",".join(value) if isinstance(value, tuple) else str(value)
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         env["ONAIR_" + item.name.upper()] = text
     env["ONAIR_MEDIA_DIR"] = str(settings.media_root)
     return env

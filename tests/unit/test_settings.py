@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,75 @@ def test_cli_reports_bad_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "ONAIR_HTTP_PORT: got '-1'" in result.stderr
+
+
+def test_ladder_settings_from_toml_and_environment_reach_the_ladder(tmp_path: Path) -> None:
+    from server.live.ladders import ladder_config
+    from transcoder.live.ladder import Rung
+
+    config = tmp_path / "onair.toml"
+    config.write_text(
+        "[ladder]\n"
+        'codecs = ["av1", "hevc"]\n'
+        'rungs = "720:2400,360:650"\n'
+        'hevc_preset = "veryfast"\n'
+        "av1_preset = 10\n"
+        "segment_seconds = 4\n"
+        "[ladder.av1]\n"
+        'rungs = ["540:1500", "270:400"]\n'
+    )
+    ladder = ladder_config(load_settings(config, {"ONAIR_HEVC_ENCODER": "hevc_qsv"}))
+    assert ladder.codecs == ("av1", "hevc")
+    assert ladder.rungs == (Rung(720, 2400), Rung(360, 650))
+    assert ladder.av1_rungs == (Rung(540, 1500), Rung(270, 400))
+    assert (ladder.hevc_encoder, ladder.preset, ladder.hevc_preset_adapts) == (
+        "hevc_qsv",
+        "veryfast",
+        False,  # a preset the operator named is kept: falling behind sheds rungs instead
+    )
+    assert (ladder.av1_preset, ladder.av1_preset_adapts, ladder.segment_seconds) == (10, False, 4)
+    env = {"ONAIR_LADDER_RUNGS": "480:1100", "ONAIR_AV1_PRESET": "auto"}
+    # `onair up` hands its resolved settings to `onair serve` as ONAIR_* variables
+    from server.ops.stack import server_environ
+
+    handed = load_settings(None, server_environ(load_settings(config, {})))
+    assert ladder_config(handed) == dataclasses.replace(ladder, hevc_encoder="libx265")
+    defaults = ladder_config(load_settings(None, env))
+    assert defaults.codecs == ("hevc",) and defaults.rungs == defaults.av1_rungs
+    assert defaults.rungs == (Rung(480, 1100),)
+    assert (defaults.preset, defaults.hevc_preset_adapts, defaults.av1_preset) == (
+        "superfast",
+        True,
+        12,
+    )
+
+
+def test_bad_ladder_settings_are_all_named(tmp_path: Path) -> None:
+    env = {
+        "ONAIR_LADDER_CODECS": "hevc,vp9",
+        "ONAIR_LADDER_RUNGS": "720:fast",
+        "ONAIR_HEVC_ENCODER": "x265",
+        "ONAIR_AV1_PRESET": "14",
+        "ONAIR_SEGMENT_SECONDS": "0",
+    }
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None, env)
+    text = str(caught.value)
+    assert len(caught.value.problems) == 5, text
+    assert "ONAIR_LADDER_CODECS: got 'hevc,vp9', expected a comma-separated list of hevc" in text
+    assert "ONAIR_LADDER_RUNGS: got '720:fast', expected HEIGHT:KBPS list" in text
+    assert "ONAIR_HEVC_ENCODER: got 'x265'" in text and "ONAIR_AV1_PRESET: got '14'" in text
+    assert "ONAIR_SEGMENT_SECONDS: got '0', expected whole seconds 1-10" in text
+    with pytest.raises(SettingsError, match=r"hevc_preset: got 'p4', expected auto or a libx265"):
+        load_settings(None, {"ONAIR_HEVC_PRESET": "p4"})
+    with pytest.raises(SettingsError, match="got 'fast', expected auto or a hevc_vaapi"):
+        load_settings(None, {"ONAIR_HEVC_ENCODER": "hevc_vaapi", "ONAIR_HEVC_PRESET": "fast"})
+    config = tmp_path / "onair.toml"
+    config.write_text('ladder_codecs = "av1"\n[ladder]\ncodec = "av1"\n[ladder.av1]\npreset = 3\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, {})
+    assert [p.split(" ")[0] for p in caught.value.problems] == [
+        "ladder_codecs",  # ladder settings live in [ladder] only
+        "ladder.codec",
+        "ladder.av1.preset",
+    ]

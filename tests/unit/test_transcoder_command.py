@@ -189,3 +189,22 @@ def test_ffmpeg_starts_in_a_rendition_folder_so_the_init_folder_stays_in_the_tre
     # hlsenc makes the init file's folder relative to its working directory.
     made = (cwd / init.replace("%v", j.renditions[-1].name)).parent.resolve()
     assert made == OUT / j.renditions[-1].name
+
+
+def test_av1_rungs_use_svt_av1_with_the_shared_gop_and_rate_control() -> None:
+    config = LadderConfig(codecs=("av1", "hevc"), av1_preset=11)
+    args = build_args(job(config=config))
+    assert after(args, "-c:v:0") == "libsvtav1" and after(args, "-c:v:3") == "libx265"
+    assert args[args.index("-c:v:0") : args.index("-c:v:1")] == [
+        "-c:v:0", "libsvtav1", "-preset:v:0", "11",
+        "-svtav1-params:v:0", "irefresh-type=2:scd=0",
+        "-b:v:0", "2500k", "-maxrate:v:0", "3750k", "-bufsize:v:0", "5000k",
+        "-g:v:0", "60", "-keyint_min:v:0", "60",
+        "-force_key_frames:v:0", "expr:gte(t,n_forced*2)",
+    ]  # fmt: skip
+    # AV1 and HEVC rungs of one size share one scaler: the source is decoded and scaled once
+    assert after(args, "-filter_complex").count("scale=1280:720") == 1
+    assert after(args, "-var_stream_map").split() == [
+        "v:0,a:0,name:720av1", "v:1,a:1,name:480av1", "v:2,a:2,name:360av1",
+        "v:3,a:3,name:720p", "v:4,a:4,name:480p", "v:5,a:5,name:360p", "v:6,a:6,name:h264",
+    ]  # fmt: skip

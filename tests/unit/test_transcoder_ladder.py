@@ -7,11 +7,19 @@ import dataclasses
 import pytest
 
 from transcoder.ffmpeg.probe import SourceInfo
-from transcoder.live.encoders import PRESETS, effective_preset, faster_preset, preset_index
+from transcoder.live.encoders import (
+    PRESETS,
+    effective_preset,
+    faster_preset,
+    ladder_preset_index,
+    preset_index,
+    presets_label,
+)
 from transcoder.live.ladder import (
     LadderConfig,
     Rendition,
     Rung,
+    av1_level,
     avc_level,
     bandwidth,
     choose_ladder,
@@ -115,11 +123,11 @@ def test_bad_config_names_every_bad_field() -> None:
 
 def test_shed_drops_the_costliest_hevc_rung_and_keeps_one_hevc_and_h264() -> None:
     ladder = choose_ladder(H264_1080, CONFIG)
-    once = shed_rung(ladder)
+    once = shed_rung(ladder, CONFIG)
     assert once is not None and [r.name for r in once] == ["480p", "360p", "h264"]
-    twice = shed_rung(once)
+    twice = shed_rung(once, CONFIG)
     assert twice is not None and [r.name for r in twice] == ["360p", "h264"]
-    assert shed_rung(twice) is None
+    assert shed_rung(twice, CONFIG) is None
 
 
 def test_shed_policy_fires_only_after_a_full_slow_window() -> None:
@@ -175,11 +183,12 @@ def test_catch_up_steps_the_preset_before_shedding_any_rung() -> None:
     ladder = choose_ladder(H264_1080, CONFIG)
     config = dataclasses.replace(CONFIG, preset="superfast")
     step = catch_up(config, ladder)
-    assert step is not None and step.action == "preset" and step.preset == "ultrafast"
+    assert step is not None and step.action == "preset" and step.config.preset == "ultrafast"
     assert list(step.renditions) == ladder  # every rung kept, nothing else rewritten
-    fastest = dataclasses.replace(config, preset=step.preset)
+    assert step.config == dataclasses.replace(config, preset="ultrafast")
+    fastest = step.config
     shed = catch_up(fastest, ladder)
-    assert shed is not None and shed.action == "shed" and shed.preset == "ultrafast"
+    assert shed is not None and shed.action == "shed" and shed.config.preset == "ultrafast"
     assert [r.name for r in shed.renditions] == ["480p", "360p", "h264"]
     last = catch_up(fastest, [r for r in ladder if r.name in ("360p", "h264")])
     assert last is None  # one HEVC rung at the fastest preset: nothing left to give
@@ -189,3 +198,75 @@ def test_catch_up_sheds_at_once_when_the_encoder_has_no_presets() -> None:
     config = dataclasses.replace(CONFIG, hevc_encoder="hevc_vaapi")
     step = catch_up(config, choose_ladder(H264_1080, config))
     assert step is not None and step.action == "shed" and len(step.renditions) == 3
+
+
+BOTH = LadderConfig(codecs=("av1", "hevc"))
+
+
+def test_av1_and_hevc_ladder_has_both_families_and_one_h264_rung() -> None:
+    assert sizes(choose_ladder(H264_1080, BOTH)) == [
+        ("720av1", "av1", 1280, 720, False),
+        ("480av1", "av1", 854, 480, False),
+        ("360av1", "av1", 640, 360, False),
+        ("720p", "hevc", 1280, 720, False),
+        ("480p", "hevc", 854, 480, False),
+        ("360p", "hevc", 640, 360, False),
+        ("h264", "h264", 1920, 1080, True),
+    ]
+    own_rates = dataclasses.replace(BOTH, av1_rungs=(Rung(540, 1500), Rung(270, 400)))
+    av1 = [r for r in choose_ladder(H264_1080, own_rates) if r.codec == "av1"]
+    assert [(r.name, r.width, r.video_kbps) for r in av1] == [
+        ("540av1", 960, 1500),
+        ("270av1", 480, 400),
+    ]
+
+
+def test_av1_codecs_strings_name_the_level_svt_av1_signals() -> None:
+    # seq_level_idx as SVT-AV1 1.4 writes it in av1C for these sizes at 30 fps
+    assert av1_level(1280, 720, 30, 3750) == 5  # level 3.1
+    assert av1_level(854, 480, 30, 1800) == 4  # level 3.0
+    assert av1_level(640, 360, 30, 1050) == 1  # level 2.1
+    assert av1_level(1920, 1080, 60, 9000) == 9  # level 4.1
+    ladder = choose_ladder(H264_1080, BOTH)
+    assert codecs_string(ladder[0], H264_1080) == "av01.0.05M.08,mp4a.40.2"
+    silent = dataclasses.replace(H264_1080, has_audio=False, audio_codec=None)
+    assert codecs_string(ladder[2], silent) == "av01.0.01M.08"
+
+
+def test_shedding_a_mixed_ladder_keeps_h264_and_one_hevc_rung() -> None:
+    ladder = choose_ladder(H264_1080, BOTH)
+    names = [r.name for r in ladder]
+    shed: list[str] = []
+    while (smaller := shed_rung(ladder, BOTH)) is not None:
+        shed += [r.name for r in ladder if r not in smaller]
+        ladder = smaller
+    # x265 costs ~2.4x SVT-AV1 per pixel: HEVC 720p goes before AV1 720p
+    assert shed == ["720p", "480p", "720av1", "480av1", "360av1"]
+    assert [r.name for r in ladder] == ["360p", "h264"] and names[-1] == "h264"
+    av1_only = LadderConfig(codecs=("av1",))
+    last = [r for r in choose_ladder(H264_1080, av1_only) if r.name in ("360av1", "h264")]
+    assert shed_rung(last, av1_only) is None  # the last AV1 rung of an AV1 ladder stays
+
+
+def test_catch_up_steps_hevc_then_av1_presets_and_pinned_presets_never_step() -> None:
+    ladder = choose_ladder(H264_1080, BOTH)
+    assert presets_label(BOTH, ladder) == "superfast/av1:12"
+    assert ladder_preset_index(BOTH, ladder) == 1 + 1
+    step = catch_up(BOTH, ladder)
+    assert step is not None and step.config.preset == "ultrafast"
+    step = catch_up(step.config, ladder)
+    assert step is not None and step.action == "preset" and step.config.av1_preset == 13
+    assert ladder_preset_index(step.config, ladder) == 0
+    step = catch_up(step.config, ladder)
+    assert step is not None and step.action == "shed"
+    pinned = dataclasses.replace(BOTH, hevc_preset_adapts=False, av1_preset_adapts=False)
+    step = catch_up(pinned, ladder)
+    assert step is not None and step.action == "shed" and step.config == pinned
+    assert ladder_preset_index(pinned, ladder) == 0
+
+
+def test_bad_codecs_and_av1_presets_are_named() -> None:
+    with pytest.raises(ValueError, match=r"codecs.*av1_preset"):
+        LadderConfig(codecs=("vp9",), av1_preset=14)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="codecs"):
+        LadderConfig(codecs=("hevc", "hevc"))

@@ -43,6 +43,15 @@ def test_order_starts_mid_ladder_and_puts_h264_last() -> None:
     ]
 
 
+def test_order_puts_av1_first_then_hevc_then_h264_each_from_a_mid_rung() -> None:
+    ladder = choose_ladder(H264_1080, LadderConfig(codecs=("hevc", "av1")))
+    assert [r.name for r in order_variants(ladder)] == [
+        "480av1", "720av1", "360av1", "480p", "720p", "360p", "h264",
+    ]  # fmt: skip
+    master = master_text(ladder, H264_1080)
+    assert 'CODECS="av01.0.04M.08,mp4a.40.2"' in master.splitlines()[3]
+
+
 def test_write_master_is_atomic_and_rewritable(tmp_path: Path) -> None:
     ladder = choose_ladder(H264_1080, LadderConfig())
     path = write_master(tmp_path, ladder, H264_1080)

@@ -1,4 +1,4 @@
-"""Each video encoder's flags and presets: x264 for the H.264 rung, the HEVC encoders.
+"""Each video encoder's flags and presets: x264 for the H.264 rung, the HEVC encoders, SVT-AV1.
 
 Rate control and the GOP are the same for every encoder (keyframes on segment edges on
 every rung); what differs is how each is asked for them, its presets, and the filters its
@@ -7,7 +7,15 @@ input needs (VAAPI encodes GPU surfaces, QSV takes NV12).
 
 from __future__ import annotations
 
-from transcoder.live.ladder import LadderConfig, Rendition, avc_level, hevc_level
+from collections.abc import Sequence
+
+from transcoder.live.ladder import (
+    AV1_PRESETS,
+    LadderConfig,
+    Rendition,
+    avc_level,
+    hevc_level,
+)
 
 # Each encoder's presets, slowest first; stepping right trades compression for speed.
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -19,6 +27,17 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "hevc_nvenc": ("p7", "p6", "p5", "p4", "p3", "p2", "p1"),
     "hevc_vaapi": (),  # no presets: a VAAPI encoder can only shed
 }  # fmt: skip
+
+
+# SVT-AV1 for a live edge. libsvtav1 (FFmpeg 5.1, SVT-AV1 1.4) ignores forced keyframes, so
+# the fixed GOP (-g: intra period = GOP - 1) alone puts keyframes on segment edges.
+SVT_AV1_LIVE_PARAMS = (
+    "irefresh-type=2",  # closed GOPs (key frames, not forward keyframes): segments stand alone
+    "scd=0",  # no scene-change keyframes between segment edges
+)
+# Not set: lookahead. With temporal filtering on (its default, worth its bits) SVT-AV1 1.4
+# forces at least 20 frames of lookahead whatever is asked, plus a 16-frame mini-GOP:
+# ~1.2 s of encoder delay at 30 fps, within one 2 s segment (bench/latency.py measures it).
 
 
 def effective_preset(encoder: str, preset: str) -> str:
@@ -41,6 +60,29 @@ def faster_preset(encoder: str, preset: str) -> str | None:
     """The next faster preset of the encoder; None at the fastest or for an unknown name."""
     index = preset_index(encoder, preset)
     return PRESETS[encoder][-index] if index > 0 else None
+
+
+def presets_label(config: LadderConfig, renditions: Sequence[Rendition]) -> str:
+    """The presets a ladder runs with, for logs: "superfast", "av1:12" or "superfast/av1:12"."""
+    codecs = {r.codec for r in renditions if not r.copy}
+    parts = []
+    if "hevc" in codecs:
+        parts.append(effective_preset(config.hevc_encoder, config.preset))
+    if "av1" in codecs:
+        parts.append(f"av1:{config.av1_preset}")
+    return "/".join(parts) or "copy"
+
+
+def ladder_preset_index(config: LadderConfig, renditions: Sequence[Rendition]) -> int:
+    """Preset steps left before the ladder can only shed: the HEVC steps plus the AV1 ones
+    (0 = every family at its fastest, or pinned). Steps of a pinned family do not count."""
+    codecs = {r.codec for r in renditions if not r.copy}
+    steps = 0
+    if "hevc" in codecs and config.hevc_preset_adapts:
+        steps += max(0, preset_index(config.hevc_encoder, config.preset))
+    if "av1" in codecs and config.av1_preset_adapts:
+        steps += max(AV1_PRESETS) - config.av1_preset
+    return steps
 
 
 def hw_filter(config: LadderConfig, rendition: Rendition) -> str:
@@ -66,6 +108,13 @@ def video_args(c: LadderConfig, k: int, r: Rendition, fps: float, gop: int) -> l
         f"-keyint_min{s}", str(gop),
         f"-force_key_frames{s}", f"expr:gte(t,n_forced*{c.segment_seconds})",  # edges by time, too
     ]  # fmt: skip
+    if r.codec == "av1":
+        return [
+            f"-c{s}", "libsvtav1",
+            f"-preset{s}", str(c.av1_preset),
+            f"-svtav1-params{s}", ":".join(SVT_AV1_LIVE_PARAMS),
+            *rate,
+        ]  # fmt: skip
     if r.codec == "h264":
         level = avc_level(r.width, r.height, fps, r.maxrate_kbps)
         return [

@@ -9,6 +9,11 @@ from transcoder.ffmpeg.probe import SourceInfo
 
 HevcEncoder = Literal["libx265", "hevc_nvenc", "hevc_vaapi", "hevc_qsv"]
 HEVC_ENCODERS: tuple[str, ...] = ("libx265", "hevc_nvenc", "hevc_vaapi", "hevc_qsv")
+# The efficient codec families a ladder may carry beside its one H.264 rung.
+Efficient = Literal["hevc", "av1"]
+EFFICIENT_CODECS: tuple[str, ...] = ("hevc", "av1")
+Codec = Literal["hevc", "av1", "h264"]
+AV1_PRESETS = range(0, 14)  # SVT-AV1 1.4: 0 slowest .. 13 fastest
 
 # H.264 profiles every browser's MSE decodes; anything else (High 10, 4:2:2) is re-encoded.
 _AVC_PROFILES: dict[str, str] = {
@@ -31,6 +36,20 @@ _HEVC_LEVELS: tuple[tuple[int, int, int, int], ...] = (
     (156, 8_912_896, 1_069_547_520, 60_000),
 )
 
+# AV1 levels (Annex A.3): (seq_level_idx, MaxPicSize, MaxDisplayRate, Main tier kbit/s)
+_AV1_LEVELS: tuple[tuple[int, int, int, int], ...] = (
+    (0, 147_456, 4_423_680, 1_500),
+    (1, 278_784, 8_363_520, 3_000),
+    (4, 665_856, 19_975_680, 6_000),
+    (5, 1_065_024, 31_950_720, 10_000),
+    (8, 2_359_296, 70_778_880, 12_000),
+    (9, 2_359_296, 141_557_760, 20_000),
+    (12, 8_912_896, 267_386_880, 30_000),
+    (13, 8_912_896, 534_773_760, 40_000),
+    (14, 8_912_896, 1_069_547_520, 60_000),
+    (15, 8_912_896, 1_069_547_520, 60_000),
+)
+
 # H.264 limits: (level_idc, max frame size in macroblocks, max macroblocks/s, kbit/s Main)
 _AVC_LEVELS: tuple[tuple[int, int, int, int], ...] = (
     (21, 792, 19_800, 4_000),
@@ -48,24 +67,37 @@ _AVC_LEVELS: tuple[tuple[int, int, int, int], ...] = (
 
 @dataclass(frozen=True)
 class Rung:
-    """One configured HEVC rung: a target height and its average video bitrate."""
+    """One configured efficient rung: a target height and its average video bitrate."""
 
     height: int
     video_kbps: int
+
+    def __str__(self) -> str:
+        """HEIGHT:KBPS, as ONAIR_LADDER_RUNGS spells a rung."""
+        return f"{self.height}:{self.video_kbps}"
+
+
+def _default_rungs() -> tuple[Rung, ...]:
+    return (Rung(720, 2500), Rung(480, 1200), Rung(360, 700))
 
 
 @dataclass(frozen=True)
 class LadderConfig:
     """Ladder, encoder and HLS settings; the server builds this from its settings."""
 
-    rungs: tuple[Rung, ...] = field(
-        default_factory=lambda: (Rung(720, 2500), Rung(480, 1200), Rung(360, 700))
-    )
+    codecs: tuple[Efficient, ...] = ("hevc",)  # efficient families; the H.264 rung is added
+    rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)  # HEVC rungs
+    av1_rungs: tuple[Rung, ...] = field(default_factory=_default_rungs)
     hevc_encoder: HevcEncoder = "libx265"
     # x265/qsv preset name; nvenc p1..p7; ignored by vaapi. superfast plus command.py's AQ and
     # lookahead: ~28 % fewer bits than x264 veryfast at equal SSIM (docs/PERFORMANCE.md); a box
     # that cannot keep up steps to ultrafast, then sheds rungs (shedding.catch_up).
     preset: str = "superfast"
+    av1_preset: int = 12  # SVT-AV1: 0.88 core-s per media s for a 720/480/360 ladder here
+    # False: the preset was pinned by the operator; falling behind sheds rungs without first
+    # stepping to a faster preset. True ("auto"): the speed feedback may step it.
+    hevc_preset_adapts: bool = True
+    av1_preset_adapts: bool = True
     x265_params: str = ""  # extra ":"-separated x265 params appended to ours
     segment_seconds: int = 2
     list_size: int = 6  # segments in the live window
@@ -81,10 +113,16 @@ class LadderConfig:
     def __post_init__(self) -> None:
         """Reject settings that would make ffmpeg fail later, naming every bad field."""
         bad: list[str] = []
-        if not self.rungs or any(r.height < 2 or r.video_kbps < 1 for r in self.rungs):
-            bad.append(f"rungs={self.rungs!r} (need heights >= 2 and kbps >= 1)")
+        known = all(c in EFFICIENT_CODECS for c in self.codecs)
+        if not self.codecs or len(set(self.codecs)) != len(self.codecs) or not known:
+            bad.append(f"codecs={self.codecs!r} (one or more of {', '.join(EFFICIENT_CODECS)})")
+        for name, rungs in (("rungs", self.rungs), ("av1_rungs", self.av1_rungs)):
+            if not rungs or any(r.height < 2 or r.video_kbps < 1 for r in rungs):
+                bad.append(f"{name}={rungs!r} (need heights >= 2 and kbps >= 1)")
         if self.hevc_encoder not in HEVC_ENCODERS:
             bad.append(f"hevc_encoder={self.hevc_encoder!r} (one of {', '.join(HEVC_ENCODERS)})")
+        if self.av1_preset not in AV1_PRESETS:
+            bad.append(f"av1_preset={self.av1_preset!r} (0..13)")
         if not 1 <= self.segment_seconds <= 10:
             bad.append(f"segment_seconds={self.segment_seconds} (1..10)")
         if self.list_size < 3:
@@ -94,13 +132,17 @@ class LadderConfig:
         if bad:
             raise ValueError("bad LadderConfig: " + "; ".join(bad))
 
+    def rungs_of(self, codec: Efficient) -> tuple[Rung, ...]:
+        """The configured rungs of one efficient codec family."""
+        return self.av1_rungs if codec == "av1" else self.rungs
+
 
 @dataclass(frozen=True)
 class Rendition:
     """One output variant: its folder name, codec, size and rate control."""
 
     name: str
-    codec: Literal["hevc", "h264"]
+    codec: Codec
     width: int
     height: int
     video_kbps: int
@@ -128,7 +170,7 @@ def scaled_size(source: SourceInfo, height: int) -> tuple[int, int]:
 
 def _encoded(
     name: str,
-    codec: Literal["hevc", "h264"],
+    codec: Codec,
     size: tuple[int, int],
     kbps: int,
     c: LadderConfig,
@@ -146,25 +188,46 @@ def _encoded(
     )
 
 
-def choose_ladder(source: SourceInfo, config: LadderConfig) -> list[Rendition]:
-    """HEVC rungs at or below the source height (never upscale) plus exactly one H.264 rung."""
+def rendition_name(codec: Efficient, height: int) -> str:
+    """A rung's folder name: "720p" for HEVC (as before AV1 existed), "720av1" for AV1."""
+    return f"{height}p" if codec == "hevc" else f"{height}av1"
+
+
+def _efficient_rungs(
+    source: SourceInfo, config: LadderConfig, codec: Efficient, audio: int
+) -> list[Rendition]:
+    """One family's rungs at or below the source height (never upscale), tallest first."""
+    configured = config.rungs_of(codec)
     rungs = sorted(
-        {r.height: r for r in config.rungs if r.height <= source.height}.values(),
+        {r.height: r for r in configured if r.height <= source.height}.values(),
         key=lambda r: r.height,
         reverse=True,
     )
-    audio = config.audio_kbps if source.has_audio else 0
     out = [
-        _encoded(f"{r.height}p", "hevc", scaled_size(source, r.height), r.video_kbps, config, audio)
+        _encoded(
+            rendition_name(codec, r.height),
+            codec,
+            scaled_size(source, r.height),
+            r.video_kbps,
+            config,
+            audio,
+        )
         for r in rungs
     ]
     if not out:
-        # Source below the lowest rung: one HEVC rung at source height, rate scaled by area.
-        lowest = min(config.rungs, key=lambda r: r.height)
+        # Source below the lowest rung: one rung at source height, rate scaled by area.
+        lowest = min(configured, key=lambda r: r.height)
         size = scaled_size(source, source.height)
         ratio = (size[0] * size[1]) / (scaled_size(source, lowest.height)[0] * _even(lowest.height))
         kbps = max(100, int(lowest.video_kbps * ratio))
-        out.append(_encoded(f"{size[1]}p", "hevc", size, kbps, config, audio))
+        out.append(_encoded(rendition_name(codec, size[1]), codec, size, kbps, config, audio))
+    return out
+
+
+def choose_ladder(source: SourceInfo, config: LadderConfig) -> list[Rendition]:
+    """Each efficient family's rungs (never upscaled), in config order, plus one H.264 rung."""
+    audio = config.audio_kbps if source.has_audio else 0
+    out = [r for codec in config.codecs for r in _efficient_rungs(source, config, codec, audio)]
     if source.video_codec == "h264" and source.video_profile in _AVC_PROFILES:
         kbps = source.video_bitrate_kbps or config.copy_assumed_kbps
         out.append(
@@ -186,12 +249,36 @@ def choose_ladder(source: SourceInfo, config: LadderConfig) -> list[Rendition]:
     return out
 
 
-def shed_rung(renditions: list[Rendition]) -> list[Rendition] | None:
-    """Drop the costliest HEVC rung; None when only one HEVC rung is left to keep."""
+# CPU per luma sample relative to SVT-AV1 at preset 12 (bench/transcode.py, this machine:
+# x265 superfast 2.11, SVT-AV1 p12 0.88 core-s per media s for the same 720/480/360 ladder).
+# A hardware HEVC encoder costs the CPU only the scaling.
+_CPU_WEIGHT = {"libx265": 2.4, "av1": 1.0, "hardware": 0.1}
+
+
+def cpu_cost(rendition: Rendition, config: LadderConfig) -> float:
+    """A rung's relative CPU cost, to shed the costliest first; 0 for the copied H.264 rung."""
+    if rendition.copy or rendition.codec == "h264":
+        return 0.0
+    if rendition.codec == "av1":
+        weight = _CPU_WEIGHT["av1"]
+    else:
+        weight = _CPU_WEIGHT["libx265" if config.hevc_encoder == "libx265" else "hardware"]
+    return rendition.pixels * weight
+
+
+def shed_rung(renditions: list[Rendition], config: LadderConfig) -> list[Rendition] | None:
+    """Drop the costliest efficient rung; None when nothing may go.
+
+    The H.264 rung always stays (every player decodes it), and so does the last HEVC rung
+    (Safari and iOS need HEVC or H.264, and HEVC is the smaller); in a ladder without HEVC
+    the last AV1 rung stays.
+    """
     hevc = [r for r in renditions if r.codec == "hevc"]
-    if len(hevc) <= 1:
+    av1 = [r for r in renditions if r.codec == "av1"]
+    candidates = (hevc if len(hevc) > 1 else []) + (av1 if hevc or len(av1) > 1 else [])
+    if not candidates:
         return None
-    costliest = max(hevc, key=lambda r: (r.pixels, r.video_kbps))
+    costliest = max(candidates, key=lambda r: (cpu_cost(r, config), r.video_kbps))
     return [r for r in renditions if r is not costliest]
 
 
@@ -204,6 +291,15 @@ def hevc_level(width: int, height: int, fps: float, maxrate_kbps: int) -> int:
     return _HEVC_LEVELS[-1][0]
 
 
+def av1_level(width: int, height: int, fps: float, maxrate_kbps: int) -> int:
+    """The lowest AV1 seq_level_idx (Main tier) that fits the rung, as SVT-AV1 signals it."""
+    luma, rate = width * height, width * height * fps
+    for idx, max_ps, max_rate, max_kbps in _AV1_LEVELS:
+        if luma <= max_ps and rate <= max_rate and maxrate_kbps <= max_kbps:
+            return idx
+    return _AV1_LEVELS[-1][0]
+
+
 def avc_level(width: int, height: int, fps: float, maxrate_kbps: int) -> int:
     """The lowest H.264 level_idc (10 x level) that fits the rung."""
     mbs = ((width + 15) // 16) * ((height + 15) // 16)
@@ -214,11 +310,18 @@ def avc_level(width: int, height: int, fps: float, maxrate_kbps: int) -> int:
 
 
 def codecs_string(rendition: Rendition, source: SourceInfo) -> str:
-    """The RFC 6381 CODECS value for the master playlist, e.g. "hvc1.1.6.L93.B0,mp4a.40.2"."""
+    """The RFC 6381 CODECS value for the master playlist, e.g. "hvc1.1.6.L93.B0,mp4a.40.2".
+
+    For AV1 the value is what SVT-AV1 writes in the init segment's av1C box
+    (tests/media/test_av1_ladder.py reads it back).
+    """
     w, h, fps = rendition.width, rendition.height, source.fps
     if rendition.codec == "hevc":
         # Main profile (1), compatibility flags 0x6 (Main + Main10), Main tier, no constraints
         video = f"hvc1.1.6.L{hevc_level(w, h, fps, rendition.maxrate_kbps)}.B0"
+    elif rendition.codec == "av1":
+        # av01.<profile>.<level><tier>.<bit depth>: Main profile (0), Main tier, 8 bit
+        video = f"av01.0.{av1_level(w, h, fps, rendition.maxrate_kbps):02d}M.08"
     elif rendition.copy:
         level = source.video_level or avc_level(w, h, fps, rendition.maxrate_kbps)
         video = f"avc1.{_AVC_PROFILES.get(source.video_profile, '6400')}{level:02X}"

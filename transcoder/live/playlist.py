@@ -18,16 +18,20 @@ START_HEIGHT = 480  # the variant players start on: quick first frame, then ABR 
 
 
 def order_variants(renditions: Iterable[Rendition]) -> list[Rendition]:
-    """HEVC first, starting at the best rung <= 480p, then by bandwidth; H.264 last.
+    """AV1, then HEVC, then H.264; each family from its best rung <= 480p, then by bandwidth.
 
-    hls.js and Safari start on the first listed variant it can decode: HEVC-capable players
-    start on a mid rung, the rest filter HEVC out and start on the H.264 rung.
+    Safari and hls.js start on the first listed variant they can decode (hls.js prefers HEVC
+    to AV1 on its own unless the page says otherwise), so a player starts on a mid rung of the
+    most efficient family it decodes, and one without HEVC or AV1 on the H.264 rung.
     """
-    hevc = sorted((r for r in renditions if r.codec == "hevc"), key=bandwidth, reverse=True)
-    h264 = [r for r in renditions if r.codec != "hevc"]
-    start = next((r for r in hevc if r.height <= START_HEIGHT), hevc[-1] if hevc else None)
-    first = [start] if start is not None else []
-    return first + [r for r in hevc if r is not start] + h264
+    out: list[Rendition] = []
+    for codec in ("av1", "hevc"):
+        family = sorted((r for r in renditions if r.codec == codec), key=bandwidth, reverse=True)
+        start = next(
+            (r for r in family if r.height <= START_HEIGHT), family[-1] if family else None
+        )
+        out += ([start] if start is not None else []) + [r for r in family if r is not start]
+    return out + [r for r in renditions if r.codec == "h264"]
 
 
 def master_text(renditions: Iterable[Rendition], source: SourceInfo) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from transcoder.live.encoders import faster_preset
-from transcoder.live.ladder import LadderConfig, Rendition, shed_rung
+from transcoder.live.ladder import AV1_PRESETS, LadderConfig, Rendition, shed_rung
 
 
 class ShedPolicy:
@@ -59,18 +59,23 @@ class CatchUp:
     """What to do when the encoder falls behind live: a faster preset, or fewer rungs."""
 
     action: Literal["preset", "shed"]
-    preset: str
+    config: LadderConfig  # with the faster preset when action is "preset"
     renditions: tuple[Rendition, ...]
 
 
 def catch_up(config: LadderConfig, renditions: Sequence[Rendition]) -> CatchUp | None:
-    """Step to a faster preset first (every rung kept); shed the costliest rung only at the
-    fastest preset; None when neither is possible (one HEVC rung at the fastest preset)."""
-    hevc_encoded = any(r.codec == "hevc" and not r.copy for r in renditions)
-    faster = faster_preset(config.hevc_encoder, config.preset) if hevc_encoded else None
-    if faster is not None:
-        return CatchUp("preset", faster, tuple(renditions))
-    smaller = shed_rung(list(renditions))
+    """Step a family that may adapt to a faster preset first (every rung kept): HEVC (the
+    costlier in software), then AV1; shed the costliest rung only when no preset can step;
+    None when neither is possible."""
+    codecs = {r.codec for r in renditions if not r.copy}
+    if "hevc" in codecs and config.hevc_preset_adapts:
+        faster = faster_preset(config.hevc_encoder, config.preset)
+        if faster is not None:
+            return CatchUp("preset", replace(config, preset=faster), tuple(renditions))
+    if "av1" in codecs and config.av1_preset_adapts and config.av1_preset < max(AV1_PRESETS):
+        faster_av1 = replace(config, av1_preset=config.av1_preset + 1)
+        return CatchUp("preset", faster_av1, tuple(renditions))
+    smaller = shed_rung(list(renditions), config)
     if smaller is not None:
-        return CatchUp("shed", config.preset, tuple(smaller))
+        return CatchUp("shed", config, tuple(smaller))
     return None

@@ -16,7 +16,7 @@ from transcoder.ffmpeg.probe import SourceInfo
 from transcoder.ffmpeg.process import FfmpegProcess
 from transcoder.ffmpeg.progress import Progress
 from transcoder.live.command import TranscodeJob, build_args, working_dir
-from transcoder.live.encoders import effective_preset, preset_index
+from transcoder.live.encoders import ladder_preset_index, presets_label
 from transcoder.live.ladder import Rendition
 from transcoder.live.playlist import append_endlist, write_master
 from transcoder.live.shedding import CatchUp, ShedPolicy, catch_up
@@ -89,9 +89,9 @@ class Supervisor:
 
     @property
     def preset(self) -> str:
-        """The HEVC encoder preset ffmpeg runs with now (faster after falling behind)."""
-        c = self._job.config
-        return effective_preset(c.hevc_encoder, c.preset)
+        """The presets ffmpeg runs with now (faster after falling behind), e.g. "superfast"
+        for HEVC alone, "superfast/av1:12" for both families."""
+        return presets_label(self._job.config, self._job.renditions)
 
     @property
     def speed(self) -> float | None:
@@ -215,7 +215,7 @@ class Supervisor:
         self._policy.reset(started)
         metrics.RUNGS.labels(self.channel).set(len(self._job.renditions))
         c = self._job.config
-        metrics.PRESET_INDEX.labels(self.channel).set(preset_index(c.hevc_encoder, c.preset))
+        metrics.PRESET_INDEX.labels(self.channel).set(ladder_preset_index(c, self._job.renditions))
         log.info(
             "ffmpeg started channel=%s pid=%d encoder=%s preset=%s rungs=%s",
             self.channel, proc.pid, c.hevc_encoder, self.preset,
@@ -274,8 +274,7 @@ class Supervisor:
         speed = self._policy.speed()
         if step.action == "preset":
             was = self.preset
-            config = dataclasses.replace(self._job.config, preset=step.preset)
-            self._job = dataclasses.replace(self._job, config=config)
+            self._job = dataclasses.replace(self._job, config=step.config)
             metrics.PRESET_CHANGES.labels(self.channel).inc()
             log.warning(
                 "ffmpeg faster preset channel=%s preset=%s was=%s speed=%.2f rungs=%s",

@@ -38,6 +38,38 @@
   let retryTimer = null;
   let retryDelay = 1000;
   let mediaErrors = 0;
+  let videoPreference = null; // {videoCodec: "av01" | "avc1"} for hls.js, or null: its own pick
+
+  // The most efficient codec this browser decodes well: AV1 where it decodes smoothly and no
+  // worse on power than H.264 does (phones decode H.264 and HEVC in hardware, AV1 often in
+  // software: it would drain the battery), else HEVC (hls.js prefers it to AV1 by itself),
+  // else H.264. Safari plays natively and picks for itself.
+  function chooseVideoCodec() {
+    const caps = navigator.mediaCapabilities;
+    if (!caps || !caps.decodingInfo || !window.MediaSource) return Promise.resolve(null);
+    function info(codecs) {
+      return caps
+        .decodingInfo({
+          type: "media-source",
+          video: {
+            contentType: 'video/mp4; codecs="' + codecs + '"',
+            width: 1280, height: 720, bitrate: 2500000, framerate: 30,
+          },
+        })
+        .catch(function () {
+          return { supported: false, smooth: false, powerEfficient: false };
+        });
+    }
+    return Promise.all([info("av01.0.05M.08"), info("hvc1.1.6.L93.B0"), info("avc1.4D401F")]).then(
+      function (found) {
+        const av1 = found[0], hevc = found[1], avc = found[2];
+        if (av1.supported && av1.smooth && (av1.powerEfficient || !avc.powerEfficient)) {
+          return { videoCodec: "av01" };
+        }
+        return hevc.supported ? null : { videoCodec: "avc1" };
+      },
+    );
+  }
 
   function clearRetry() {
     if (retryTimer !== null) {
@@ -85,6 +117,7 @@
         enableWorker: true,
         startLevel: -1,
         capLevelToPlayerSize: true,
+        videoPreference: videoPreference || undefined,
       });
       hls.on(Hls.Events.MANIFEST_PARSED, function () {
         retryDelay = 1000;
@@ -133,6 +166,7 @@
     const codec = (level.videoCodec || "").slice(0, 4);
     if (codec === "avc1" || codec === "avc3") return "H.264";
     if (codec === "hvc1" || codec === "hev1") return "HEVC";
+    if (codec === "av01") return "AV1";
     return codec;
   }
 
@@ -678,5 +712,9 @@
   // ---------------------------------------------------------------- start
 
   setViewers(parseInt(root.dataset.viewers, 10) || 0);
-  if (live) startPlayer(liveSrc);
+  chooseVideoCodec().then(function (preference) {
+    videoPreference = preference;
+    // the chat socket may have started the player already: start again with the preference
+    if (live && !replaying && (!hls || preference)) startPlayer(liveSrc);
+  });
 })();
