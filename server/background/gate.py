@@ -50,6 +50,11 @@ class CompressGate:
         self._cpu = sample
         return room is not None and room < self.margin
 
+    def begin(self) -> None:
+        """A job starts: sample the CPU now, so its first tick already measures headroom."""
+        self._cpu = schedule.read_cpu()
+        self._calm = 0
+
     def should_pause(self, paused: bool) -> bool:
         """Called every tick while a job runs: pause at once, resume only after calm ticks."""
         if self._strained():

@@ -153,6 +153,7 @@ class EncoderSlot:
         `what` and `label` name the job in the job's own log ("compression", "channel=…").
         """
         job = asyncio.ensure_future(work)
+        self.gate.begin()
         try:
             while not job.done():
                 await asyncio.wait({job}, timeout=GATE_TICK_S)

@@ -41,7 +41,9 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
     rid = new_id()
     folder = state.directory("gate", rid)
     folder.mkdir(parents=True)
-    await make_part(folder / "part-0001.ts", 30, size="640x360")
+    # Long enough that compressing it takes several gate ticks even on an idle fast box (a
+    # 30 s part compressed in 4.6 s here once: it finished before the gauge could be seen).
+    await make_part(folder / "part-0001.ts", 90, size="640x360")
     await media.finalize(folder, state.tools, "test")
 
     publisher = await publish_for(live_stack.rtmp(key), 180)
