@@ -55,6 +55,8 @@ from harness import (  # noqa: E402
 from host import write_results  # noqa: E402
 from http_load import load, machine  # noqa: E402
 
+from transcoder.live.window import parse_media  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 SLUG = "latency"
 FPS = 30
@@ -159,14 +161,14 @@ async def watch_rung(
     seen: set[str] = set()
     first_poll = True
     samples: list[dict[str, Any]] = []
-    init: bytes | None = None
+    inits: dict[str, bytes] = {}  # each FFmpeg run has its own init segment
     decodes: list[asyncio.Task[None]] = []
 
-    async def measure(name: str, visible: float) -> None:
-        nonlocal init
-        if init is None:
-            async with session.get(f"{base}/{folder}/init.mp4") as r:
-                init = await r.read()
+    async def measure(name: str, init_name: str, visible: float) -> None:
+        if init_name not in inits:
+            async with session.get(f"{base}/{folder}/{init_name}") as r:
+                inits[init_name] = await r.read()
+        init = inits[init_name]
         async with session.get(f"{base}/{folder}/{name}") as r:
             if r.status != 200:
                 samples.append({"segment": name, "error": f"HTTP {r.status}"})
@@ -193,7 +195,8 @@ async def watch_rung(
         async with session.get(f"{base}/{uri}") as r:
             text = await r.text() if r.status == 200 else ""
         visible = time.time()
-        for name in playlist_segments(text):
+        for segment in parse_media(text).segments:
+            name = segment.uri
             if name in seen:
                 continue
             seen.add(name)
@@ -201,7 +204,7 @@ async def watch_rung(
             if first_poll or skipped < SKIP_SEGMENTS:
                 skipped += 0 if first_poll else 1
                 continue
-            decodes.append(asyncio.create_task(measure(name, visible)))
+            decodes.append(asyncio.create_task(measure(name, segment.init, visible)))
         first_poll = False
         await asyncio.sleep(POLL_S)
     await asyncio.gather(*decodes)

@@ -44,6 +44,7 @@ from transcoder.ffmpeg.probe import SourceInfo, probe_source  # noqa: E402
 from transcoder.live.command import TranscodeJob, build_args  # noqa: E402
 from transcoder.live.ladder import LadderConfig, Rendition, Rung, choose_ladder  # noqa: E402
 from transcoder.live.playlist import append_endlist  # noqa: E402
+from transcoder.live.window import RUN_PLAYLIST  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
@@ -256,7 +257,7 @@ def run_ladder(
     for r in renditions:
         if r.copy:
             continue
-        playlist = out / r.name / "index.m3u8"
+        playlist = out / r.name / RUN_PLAYLIST  # FFmpeg's own (the live argv)
         append_endlist(playlist)  # a finished VOD playlist, so ffmpeg reads every segment
         size = sum(p.stat().st_size for p in (out / r.name).glob("*.m4s"))
         run.rungs[r.name] = {"kbps": size * 8 / 1000 / clip.seconds}

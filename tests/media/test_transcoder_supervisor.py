@@ -20,9 +20,9 @@ from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import MediaLayout
 from transcoder.live.command import TranscodeJob
 from transcoder.live.ladder import LadderConfig, Rung, choose_ladder, codecs_string
-from transcoder.live.playlist import write_master
 from transcoder.live.pool import LadderPool
 from transcoder.live.supervisor import Supervisor, SupervisorOptions
+from transcoder.live.window import parse_media
 
 pytestmark = pytest.mark.media
 
@@ -76,7 +76,6 @@ async def make_supervisor(tmp_path: Path, flv: Path) -> tuple[Supervisor, Source
     renditions = choose_ladder(source, CONFIG)
     for r in renditions:
         (out / r.name).mkdir(parents=True)
-    write_master(out, renditions, source)
     job = TranscodeJob(
         input_url=str(flv),
         output_dir=out,
@@ -105,19 +104,24 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
         assert sup.pid is not None and (tmp_path / "run" / "demo.pid").exists()
         first_pid = sup.pid
 
-        async def two_segments_each() -> bool:
-            return all(len(segments(out / r.name / "index.m3u8")) >= 2 for r in sup.renditions)
+        async def master_listed() -> bool:
+            if not (out / "master.m3u8").exists():
+                return False
+            # written only once every rung it names has two segments: no variant 404s
+            assert all(len(segments(out / r.name / "index.m3u8")) >= 2 for r in sup.renditions)
+            return True
 
-        await wait_until(two_segments_each, 30, "two segments per rung")
+        await wait_until(master_listed, 30, "the master, once each rung has two segments")
         for r, codec in (("240p", "hevc"), ("h264", "h264")):
-            seg = out / r / segments(out / r / "index.m3u8")[0]
-            video = ffprobe_video(out / r / "init.mp4", seg, tmp_path / f"{r}.mp4")
+            first = parse_media((out / r / "index.m3u8").read_text()).segments[0]
+            video = ffprobe_video(out / r / first.init, out / r / first.uri, tmp_path / f"{r}.mp4")
             assert (video["codec_name"], video["height"]) == (codec, 240)
             if codec == "hevc":
                 assert video["codec_tag_string"] == "hvc1"
                 declared = codecs_string(sup.renditions[0], source)
                 assert f".L{video['level']}." in declared  # CODECS matches the bitstream
 
+        before_text = (out / "240p" / "index.m3u8").read_text()
         before = segments(out / "240p" / "index.m3u8")
         os.kill(first_pid, signal.SIGKILL)
 
@@ -132,10 +136,22 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
 
         await wait_until(grew, 30, "new segments after the restart")
         text = (out / "240p" / "index.m3u8").read_text()
-        after = segments(out / "240p" / "index.m3u8")
-        assert "#EXT-X-DISCONTINUITY" in text.split(before[-1])[-1]  # marked at the restart
-        numbers = [int(re.findall(r"-(\d+)\.m4s", s)[0]) for s in after]
-        assert numbers == sorted(set(numbers))  # nothing renumbered or overwritten
+        # At the restart: a DISCONTINUITY, then at once a MAP naming the new run's own init.
+        tail = text.split(before[-1])[-1]
+        new_init = re.search(
+            r'^#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="(init-[0-9a-f]+\.mp4)"', tail.lstrip(), re.M
+        )
+        assert new_init is not None, text
+        old, now = parse_media(before_text), parse_media(text)
+        old_init = old.segments[-1].init
+        assert new_init.group(1) != old_init
+        # Segments of the killed run keep their init (still on disk) and their numbers.
+        numbered = {s.uri: old.sequence + i for i, s in enumerate(old.segments)}
+        for i, segment in enumerate(now.segments):
+            assert segment.init == (old_init if segment.uri in numbered else new_init.group(1))
+            assert numbered.get(segment.uri, now.sequence + i) == now.sequence + i
+        assert all((out / "240p" / s.init).exists() for s in now.segments)
+        assert len(set(segments(out / "240p" / "index.m3u8"))) == len(now.segments)
         assert exits("crashed") == crashed + 1
     finally:
         await sup.stop()
@@ -212,14 +228,14 @@ async def test_live_transcoders_start_is_idempotent_and_stop_ends(
         pid = sup.pid
         await live.start("demo", str(source_flv))  # already live: nothing new
         assert live.supervisor("demo") is sup and sup.pid == pid
-        master = (tmp_path / "live" / "demo" / "master.m3u8").read_text()
-        assert master.count("#EXT-X-STREAM-INF") == 2 and 'CODECS="hvc1.1.6.L60.B0' in master
         assert (tmp_path / "run" / "demo.pid").exists()
 
         async def playing() -> bool:
-            return len(segments(tmp_path / "live" / "demo" / "240p" / "index.m3u8")) >= 1
+            return (tmp_path / "live" / "demo" / "master.m3u8").exists()
 
-        await wait_until(playing, 30, "the first segment")
+        await wait_until(playing, 30, "the master once the rungs have segments")
+        master = (tmp_path / "live" / "demo" / "master.m3u8").read_text()
+        assert master.count("#EXT-X-STREAM-INF") == 2 and 'CODECS="hvc1.1.6.L60.B0' in master
     finally:
         await live.close()
     assert live.running() == set()
@@ -277,7 +293,8 @@ async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
             "120p/index.m3u8",
             "h264/index.m3u8",
         ]
-        assert not (out / "240p").exists() and not (out / "180p").exists()
+        for shed in ("240p", "180p"):  # ended, and still served for players on them
+            assert (out / shed / "index.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
         assert sup.preset == "ultrafast" and sample("onair_transcoder_preset_index") == 0
 
         async def still_playing() -> bool:

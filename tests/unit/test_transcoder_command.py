@@ -69,14 +69,14 @@ def test_1080p_h264_ladder_argv() -> None:
         "-c:a", "aac", "-b:a", "128k", "-ac", "2",
         "-max_muxing_queue_size", "1024",
         "-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4",
-        "-hls_fmp4_init_filename", "../%v/init.mp4",
+        "-hls_fmp4_init_filename", "../%v/init-s1.mp4",  # this run's own init
         "-hls_list_size", "6", "-hls_delete_threshold", "3",
         "-hls_flags",
-        "independent_segments+program_date_time+temp_file+append_list+omit_endlist+delete_segments",
+        "independent_segments+program_date_time+temp_file+omit_endlist+delete_segments",
         "-hls_segment_filename", "/media/live/demo/%v/s1-%d.m4s",
         "-var_stream_map",
         "v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:h264",
-        "/media/live/demo/%v/index.m3u8",
+        "/media/live/demo/%v/run.m3u8",  # FFmpeg's; window.py writes index.m3u8
     ]  # fmt: skip
 
 
@@ -184,7 +184,7 @@ def test_configured_x265_params_come_after_ours_so_they_win() -> None:
 def test_ffmpeg_starts_in_a_rendition_folder_so_the_init_folder_stays_in_the_tree() -> None:
     j = job()
     init = after(build_args(j), "-hls_fmp4_init_filename")
-    assert init == "../%v/init.mp4"
+    assert init == "../%v/init-s1.mp4"
     cwd = working_dir(j)
     # hlsenc makes the init file's folder relative to its working directory.
     made = (cwd / init.replace("%v", j.renditions[-1].name)).parent.resolve()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transcoder.live.encoders import hw_filter, video_args
 from transcoder.live.ladder import LadderConfig, Rendition
+from transcoder.live.window import KEEP_UNLISTED, PUBLIC_PLAYLIST, RUN_PLAYLIST, init_name
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class TranscodeJob:
     config: LadderConfig
     fps: float
     has_audio: bool = True
-    segment_prefix: str = "seg"  # unique per live session so cached segment URLs never repeat
+    segment_prefix: str = "seg"  # live: the run's id, so no segment or init name repeats
     input_options: tuple[str, ...] = ()  # extra input flags (tests feed a file with -re)
     ffmpeg: str = "ffmpeg"
     loglevel: str = "warning"
@@ -63,15 +64,14 @@ def filter_graph(job: TranscodeJob) -> _Graph:
 
 
 def _live_window(c: LadderConfig) -> list[str]:
-    """A sliding live window that a restart appends to."""
+    """This run's sliding window; window.py continues the public playlist across runs."""
     return [
         "-hls_list_size", str(c.list_size),
-        "-hls_delete_threshold", "3",  # keep just-expired segments for slow players
+        "-hls_delete_threshold", str(KEEP_UNLISTED),  # keep just-expired segments a while
         "-hls_flags", "+".join([
             "independent_segments",  # every segment starts on an IDR
             "program_date_time",  # wall clock per segment for latency and sync
             "temp_file",  # write .tmp then rename: no player sees half a segment
-            "append_list",  # a restart continues the playlist (sequence, DISCONTINUITY)
             "omit_endlist",  # the supervisor writes ENDLIST only when the stream ends
             "delete_segments",  # bounded disk use for the live window
         ]),
@@ -132,17 +132,19 @@ def build_args(job: TranscodeJob) -> list[str]:
         audio_kbps = max(r.audio_kbps for r in job.renditions)
         args += ["-c:a", "aac", "-b:a", f"{audio_kbps}k", "-ac", "2"]  # AAC-LC stereo: mp4a.40.2
     out = job.output_dir
+    init = "init.mp4" if job.vod else init_name(job.segment_prefix)
     args += [
         "-max_muxing_queue_size", "1024",  # rungs start at different times; don't abort on it
         "-f", "hls",
         "-hls_time", str(c.segment_seconds),
         "-hls_segment_type", "fmp4",
-        # The init file lives beside its playlist as init.mp4 (hlsenc would otherwise name it
-        # init_<n>.mp4); the URI resolves from <name>/index.m3u8 to <name>/init.mp4.
-        "-hls_fmp4_init_filename", "../%v/init.mp4",
+        # The init file lives beside its playlist (hlsenc would otherwise name it
+        # init_<n>.mp4); live, each run names its own, so a restart never rewrites one a
+        # player holds.
+        "-hls_fmp4_init_filename", f"../%v/{init}",
         *(_vod_window() if job.vod else _live_window(c)),
         "-hls_segment_filename", str(out / "%v" / f"{job.segment_prefix}-%d.m4s"),
         "-var_stream_map", " ".join(stream_map),
-        str(out / "%v" / "index.m3u8"),
+        str(out / "%v" / (PUBLIC_PLAYLIST if job.vod else RUN_PLAYLIST)),
     ]  # fmt: skip
     return args

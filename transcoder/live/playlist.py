@@ -94,10 +94,13 @@ def read_variants(master: str) -> list[Variant]:
 
 
 def newest_media(playlist: str) -> tuple[str, str] | None:
-    """(init segment, newest segment) file names of a media playlist, or None."""
-    init = _MAP.search(playlist)
+    """(init segment, newest segment) file names of a media playlist, or None.
+
+    The newest segment decodes with the last EXT-X-MAP (a new one follows each discontinuity).
+    """
+    inits = _MAP.findall(playlist)
     segments = [ln for ln in playlist.splitlines() if ln and not ln.startswith("#")]
-    if init is None or not segments:
+    if not inits or not segments:
         return None
-    names = (init.group(1), segments[-1])
+    names = (inits[-1], segments[-1])
     return names if all(_MEDIA_NAME.match(n) for n in names) else None

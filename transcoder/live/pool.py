@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import MediaLayout, check_slug
 from transcoder.live.command import TranscodeJob
 from transcoder.live.ladder import LadderConfig, choose_ladder
-from transcoder.live.playlist import write_master
 from transcoder.live.supervisor import Supervisor, SupervisorOptions
 
 log = logging.getLogger("onair.transcoder")
@@ -87,7 +85,8 @@ class LadderPool:
             log.exception("ladder failed to start channel=%s", slug)
 
     async def start(self, slug: str, source_url: str, *, resume: bool = False) -> None:
-        """Probe, choose the ladder, write master.m3u8 and start ffmpeg; no-op if running.
+        """Probe, choose the ladder and start ffmpeg (the supervisor writes master.m3u8 once
+        every rung has segments); no-op if running.
 
         resume=True keeps the existing playlists and appends to them (a server restart while
         the publisher stays live); otherwise the folder is emptied for a new session.
@@ -109,7 +108,6 @@ class LadderPool:
                 await asyncio.to_thread(_clear, out)
             for r in renditions:
                 (out / r.name).mkdir(exist_ok=True)
-            write_master(out, renditions, source)
             job = TranscodeJob(
                 input_url=source_url,
                 output_dir=out,
@@ -117,9 +115,6 @@ class LadderPool:
                 config=self.config,
                 fps=source.fps,
                 has_audio=source.has_audio,
-                # hex milliseconds: segment names never repeat across sessions, so immutable
-                # caching of segments stays correct
-                segment_prefix=f"{time.time_ns() // 1_000_000:x}",
                 input_options=self.input_options,
                 ffmpeg=self.ffmpeg,
             )

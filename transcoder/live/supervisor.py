@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,8 @@ from transcoder.ffmpeg.progress import Progress
 from transcoder.live.command import TranscodeJob, build_args, working_dir
 from transcoder.live.encoders import ladder_preset_index, presets_label
 from transcoder.live.ladder import Rendition
-from transcoder.live.playlist import append_endlist, write_master
 from transcoder.live.shedding import CatchUp, ShedPolicy, catch_up
+from transcoder.live.window import ChannelPlaylists
 from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.transcoder")
@@ -67,6 +67,13 @@ class Supervisor:
         self._pidfile = pidfile
         self._opts = options or SupervisorOptions()
         self._on_failed = on_failed
+        self._playlists = ChannelPlaylists(
+            job.output_dir,
+            job.renditions,
+            source,
+            list_size=job.config.list_size,
+            target=job.config.segment_seconds,
+        )
         self._policy = ShedPolicy(
             window_s=self._opts.shed_window_s, min_speed=self._opts.shed_min_speed
         )
@@ -180,8 +187,7 @@ class Supervisor:
 
     def _finish(self) -> None:
         """Whatever the exit path: end the playlists, drop the pidfile and the gauges."""
-        for r in self._job.renditions:
-            append_endlist(self._job.output_dir / r.name / "index.m3u8")
+        self._playlists.end()
         self._pidfile.unlink(missing_ok=True)
         metrics.forget(self.channel)
         if self.state != "failed":
@@ -193,6 +199,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for tmp in self._job.output_dir.glob("*/*.tmp"):
             tmp.unlink(missing_ok=True)  # a killed ffmpeg leaves its half-written segment
+        # Each run names its segments and init after itself: hex milliseconds, never reused.
+        self._job = dataclasses.replace(
+            self._job, segment_prefix=f"{time.time_ns() // 1_000_000:x}"
+        )
         try:
             proc = await FfmpegProcess.start(
                 build_args(self._job),
@@ -285,10 +295,7 @@ class Supervisor:
         keep = list(step.renditions)
         dropped = [r for r in self._job.renditions if r not in keep]
         self._job = dataclasses.replace(self._job, renditions=step.renditions)
-        write_master(self._job.output_dir, keep, self._source)
-        for r in dropped:
-            # a 404 on its playlist makes hls.js switch to a rung that still exists
-            shutil.rmtree(self._job.output_dir / r.name, ignore_errors=True)
+        self._playlists.shed(keep, asyncio.get_running_loop().time())
         metrics.SHED.labels(self.channel).inc()
         log.warning(
             "ffmpeg shed rung channel=%s dropped=%s rungs=%s preset=%s speed=%.2f",
@@ -300,8 +307,9 @@ class Supervisor:
         """Return "stalled" when media stops advancing; "faster" or "shed" when it falls behind."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
             now = loop.time()
+            self._playlists.sync(now)  # new segments listed within 0.1 s of FFmpeg's rename
             limit = (
                 self._opts.startup_timeout_s
                 if self._last_out is None
