@@ -1,0 +1,148 @@
+"""A player nobody here wrote -- FFmpeg's HLS demuxer -- plays the live master through a preset
+change, two shed rungs and a kill -9 of the ladder's FFmpeg.
+
+Each of those restarts FFmpeg (one process for every rung today), so each is a discontinuity
+with a new init segment in every playlist: the player must follow the MAP after it (before
+window.py, hlsenc's append_list left one MAP naming the new init above the old run's
+segments: "trun track id unknown, no tfhd was found").
+
+GStreamer 1.22 (playbin3, hlsdemux2) is not here yet: it switches across codec families
+(h265parse handed the H.264 copy: not-negotiated), does not rebase timestamps at a
+discontinuity (each run's fMP4 timeline starts near 0, so it drops the new run's frames as
+"decreasing timestamp"), and ends at a shed rung's EXT-X-ENDLIST instead of moving on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from server.live.ladders import LADDERS
+from server.settings import Settings
+from tests.conftest import LiveStack, wait_until
+from tests.media.test_live_path import new_channel, wait_master
+from transcoder.live.ladder import Rung
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Three small HEVC rungs, so there is something to shed from a 320x240 source."""
+    return settings.with_changes(ladder_rungs=(Rung(240, 300), Rung(180, 200), Rung(144, 150)))
+
+
+@dataclass
+class Player:
+    """A player process, its output lines as they come, and a figure that grows while it plays."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    pattern: re.Pattern[bytes]  # a line with a growing number (media time written)
+    lines: list[str] = field(default_factory=list)
+    progress: float = 0.0
+
+    async def read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+            found = self.pattern.search(line)
+            if found:
+                self.progress = max(self.progress, float(found.group(1)))
+
+    def tail(self) -> str:
+        """The last lines, for an assertion message."""
+        return "\n".join(self.lines[-25:])
+
+    def errors(self) -> list[str]:
+        return [ln for ln in self.lines if re.search(r"\berror\b|ERROR", ln, re.I)]
+
+
+@pytest.fixture
+async def players() -> AsyncIterator[list[Player]]:
+    started: list[Player] = []
+    yield started
+    for player in started:
+        if player.process.returncode is None:
+            os.killpg(player.process.pid, signal.SIGKILL)
+        await player.process.wait()
+
+
+async def start_player(
+    name: str, args: list[str], pattern: bytes
+) -> tuple[Player, asyncio.Task[None]]:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    player = Player(name, process, re.compile(pattern))
+    assert process.stdout is not None
+    return player, asyncio.create_task(player.read(process.stdout))
+
+
+async def keeps_playing(players: list[Player], seconds: float) -> None:
+    """Every player's progress grows over the next `seconds`, and none has exited."""
+    before = [p.progress for p in players]
+
+    async def grew() -> bool:
+        for player in players:
+            assert player.process.returncode is None, (player.name, player.tail())
+        return all(p.progress > b for p, b in zip(players, before, strict=True))
+
+    await wait_until(grew, seconds, "every player making progress")
+
+
+async def test_ffmpeg_plays_the_master_through_restarts_sheds_and_a_kill_9(
+    live_stack: LiveStack,
+    publish,  # type: ignore[no-untyped-def]
+    players: list[Player],
+) -> None:
+    pool = live_stack.app[LADDERS]
+    # -re caps the ladder at 1.0x, so asking for 1.5x makes it step its preset, then shed
+    pool.options = dataclasses.replace(pool.options, shed_window_s=6.0, shed_min_speed=1.5)
+    key = await new_channel(live_stack, "players")
+    await publish(live_stack.rtmp(key), size="320x240")
+    await wait_master(live_stack, "players", 4)
+    master = f"{live_stack.http}/hls/players/master.m3u8"
+    sup = pool.supervisor("players")
+    assert sup is not None
+
+    ffmpeg, ffmpeg_reader = await start_player(
+        "ffmpeg",
+        [
+            "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+            "-progress", "pipe:1", "-i", master, "-map", "0:v", "-f", "null", "-",
+        ],
+        rb"out_time_us=(\d+)",
+    )  # fmt: skip
+    players.append(ffmpeg)
+    await keeps_playing(players, 30)
+
+    async def shed_twice() -> bool:
+        return [r.name for r in sup.renditions] == ["144p", "h264"] and sup.state == "running"
+
+    await wait_until(shed_twice, 90, "a faster preset, then 240p and 180p shed")
+    await keeps_playing(players, 30)
+
+    first = sup.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        return sup.pid not in (None, first) and sup.state == "running"
+
+    await wait_until(restarted, 30, "a new FFmpeg after kill -9")
+    await keeps_playing(players, 30)
+    await keeps_playing(players, 30)  # and on: not just what was buffered before the kill
+    for player in players:
+        assert player.errors() == [], (player.name, player.errors()[:10])
+    ffmpeg_reader.cancel()
