@@ -328,7 +328,10 @@ async def private_stack(
             for kind in ("api", "page", "vod", "healthz", "upload", "socketio", "playlist")
             for knob in ("rate", "burst")
         }
-        knobs |= {"conn_per_address": 1_000_000, "socketio_conn_per_address": 1_000_000}
+        knobs |= {
+            "conn_per_address": 65_535,
+            "socketio_conn_per_address": 65_535,
+        }  # nginx: "connection limit must be less 65536"
         prefix = await stack.enter_async_context(running_nginx(settings, knobs))
         nginx_pid = int(nginx.NginxLayout(prefix).pid.read_text())
         log = stack.enter_context((work / "server.log").open("wb"))

@@ -5,6 +5,7 @@ Run from the repository root:
     .venv/bin/python bench/latency.py                  # 640x360 source, 60 s
     .venv/bin/python bench/latency.py --quick          # 640x360 source, 20 s
     .venv/bin/python bench/latency.py --size 1280x720  # the full 720/480/360 ladder
+    .venv/bin/python bench/latency.py --codecs av1     # an AV1 ladder (ONAIR_LADDER_CODECS)
 
 It starts the same private stack as bench/http_load.py (PostgreSQL, nginx-rtmp rendered from
 the product template, `onair serve`), creates a channel and pushes an OBS-style stream to it:
@@ -263,9 +264,10 @@ def rung_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def measure(size: str, kbps: int, seconds: float) -> dict[str, Any]:
+async def measure(size: str, kbps: int, seconds: float, codecs: str) -> dict[str, Any]:
     """Push, wait for the master playlist, watch every rung for `seconds`."""
-    async with private_stack() as stack:
+    overrides = {"ladder_codecs": tuple(codecs.split(","))}
+    async with private_stack(overrides=overrides) as stack:
         headers = {"Authorization": f"Bearer {stack.settings.admin_token}"}
         async with (
             aiohttp.ClientSession(headers=headers) as admin,
@@ -323,7 +325,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; {m['ffmpeg'][:22]},"
         f" {m['nginx']}. Load average before {report['load_before']}, after"
         f" {report['load_after']}. Source {report['size']} @ {FPS} fps, {report['kbps']} kbit/s"
-        f" H.264; {report['seconds']:.0f} s watched; publish → master playlist"
+        f" H.264, ladder {report.get('codecs', 'hevc')} + H.264;"
+        f" {report['seconds']:.0f} s watched; publish → master playlist"
         f" {report['publish_to_master_s']} s. The live ladder's ffmpeg meanwhile:"
         f" {report.get('transcoder_core_s_per_s')} core-s/s,"
         f" peak RSS {report.get('transcoder_peak_rss_mib')} MiB.",
@@ -355,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kbps", type=int, default=0, help="source bitrate (default by size)")
     parser.add_argument("--seconds", type=float, default=0, help="how long to watch")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
+    parser.add_argument("--codecs", default="hevc", help="ONAIR_LADDER_CODECS, e.g. av1")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     height = int(args.size.split("x")[1])
@@ -368,9 +372,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "size": args.size,
         "kbps": kbps,
         "seconds": seconds,
+        "codecs": args.codecs,
         "load_before": load(),
     }
-    report |= asyncio.run(measure(args.size, kbps, seconds))
+    report |= asyncio.run(measure(args.size, kbps, seconds, args.codecs))
     report["load_after"] = load()
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     tag = "-".join(x for x in (f"{height}p", "quick" if args.quick else "", args.tag) if x)
