@@ -63,7 +63,6 @@ class Supervisor:
         """channel: the public slug (safe to log); pidfile: where the orphan guard goes."""
         self.channel = channel
         self._job = job
-        self._source = source
         self._pidfile = pidfile
         self._opts = options or SupervisorOptions()
         self._on_failed = on_failed
