@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge
 
@@ -14,11 +15,13 @@ SPEED = Gauge(
 FPS = Gauge("onair_transcoder_fps", "Frames per second ffmpeg reports", ["channel"])
 RUNGS = Gauge("onair_transcoder_rungs", "Renditions the channel's ffmpeg produces", ["channel"])
 RESTARTS = Counter(
-    "onair_transcoder_restarts_total", "ffmpeg restarts after an unplanned exit", ["channel"]
+    "onair_transcoder_restarts_total",
+    "A rung's ffmpeg restarted after an unplanned exit",
+    ["channel", "rung"],
 )
 EXITS = Counter(
     "onair_transcoder_exits_total",
-    "ffmpeg exits by reason: stopped, killed, crashed, ended, stalled, shed, faster",
+    "ffmpeg exits by reason: stopped, killed, crashed, ended, stalled, faster",
     ["reason"],
 )
 FAILED = Counter(
@@ -39,11 +42,26 @@ PRESET_CHANGES = Counter(
 )
 
 
-def forget(channel: str) -> None:
+RUNG_SPEED = Gauge(
+    "onair_transcoder_rung_speed",
+    "Media seconds one rung's ffmpeg encodes per wall-clock second",
+    ["channel", "rung"],
+)
+RESTORED = Counter(
+    "onair_transcoder_restored_total",
+    "Shed rungs brought back once the CPU had room for them",
+    ["channel"],
+)
+
+
+def forget(channel: str, rungs: Iterable[str] = ()) -> None:
     """Drop the channel's gauges so an ended stream does not report stale values."""
     for gauge in (SPEED, FPS, RUNGS, PRESET_INDEX):
         with contextlib.suppress(KeyError):  # never set for this channel
             gauge.remove(channel)
+    for rung in rungs:
+        with contextlib.suppress(KeyError):
+            RUNG_SPEED.remove(channel, rung)
 
 
 # Recordings (transcoder side: the recorder and compressor processes).

@@ -64,3 +64,13 @@ def headroom(before: CpuSample, after: CpuSample) -> float | None:
     if total <= 0:
         return None
     return float("inf") if busy <= 0 else total / busy
+
+
+def process_jiffies(pid: int) -> int | None:
+    """CPU (user + system, in /proc/stat's units) a process has used; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
+    return int(fields[11]) + int(fields[12])  # utime, stime

@@ -71,7 +71,10 @@ class Streams:
             return None
         self.started.pop(slug, None)
         await self.events.publish(StreamEvent(slug, live=False))
-        await self.ladders.stop(slug)
+        # Shielded: nginx-rtmp gives up on the publish_done hook after a few seconds and
+        # aiohttp then cancels this handler, which would turn the graceful stop (FFmpeg can
+        # need its whole grace period once the publisher is gone) into SIGKILL mid-segment.
+        await asyncio.shield(self.ladders.stop(slug))
         self.failed.discard(slug)
         return slug
 

@@ -197,19 +197,23 @@ async def test_killed_ffmpeg_comes_back_and_playlist_continues(
     await publish(live_stack.rtmp(key), size="320x240")
     found = await wait_master(live_stack, "phoenix", 2)
     media_dir = live_stack.settings.media_root
-    [pid] = ffmpeg_pids(media_dir)
-    # It runs inside a rendition folder: hlsenc's "../<rung>" stays in the channel's tree.
-    channel_dir = media_dir / "live" / "phoenix"
-    assert Path(os.readlink(f"/proc/{pid}/cwd")).parent == channel_dir
     uri = found[0][1]
+    rung = uri.split("/", 1)[0]
+    channel_dir = media_dir / "live" / "phoenix"
+    pids = ffmpeg_pids(media_dir)
+    assert len(pids) == len(found)  # one FFmpeg per rung
+    # Each runs in its own rendition folder, so nothing it writes leaves the channel's tree.
+    cwd = {Path(os.readlink(f"/proc/{p}/cwd")): p for p in pids}
+    assert {folder.parent for folder in cwd} == {channel_dir}
+    pid = cwd[channel_dir / rung]
     _, before, _ = await fetch(live_stack, f"/hls/phoenix/{uri}")
     before_segments = [ln for ln in before.decode().splitlines() if ln and not ln.startswith("#")]
 
     os.kill(pid, signal.SIGKILL)
 
     async def back_and_growing() -> bool:
-        pids = ffmpeg_pids(media_dir)
-        if len(pids) != 1 or pids[0] == pid:
+        now = ffmpeg_pids(media_dir)
+        if len(now) != len(pids) or pid in now:
             return False
         _, after, _ = await fetch(live_stack, f"/hls/phoenix/{uri}")
         text = after.decode()

@@ -1,15 +1,16 @@
-"""A player nobody here wrote -- FFmpeg's HLS demuxer -- plays the live master through a preset
-change, two shed rungs and a kill -9 of the ladder's FFmpeg.
+"""Players nobody here wrote -- FFmpeg's HLS demuxer and GStreamer's hlsdemux2 -- play the live
+master through a preset change, two shed rungs and a kill -9 of one rung's FFmpeg.
 
-Each of those restarts FFmpeg (one process for every rung today), so each is a discontinuity
-with a new init segment in every playlist: the player must follow the MAP after it (before
-window.py, hlsenc's append_list left one MAP naming the new init above the old run's
-segments: "trun track id unknown, no tfhd was found").
+Each rung runs its own FFmpeg on the source's timestamps (-copyts), so a restart is one
+rung's discontinuity -- with a new init segment named after its run and a timeline that goes
+on -- and the other rungs see nothing. (Before, one FFmpeg made every rung: each restart
+was a discontinuity everywhere, and each run's fMP4 timeline started near 0, which GStreamer
+dropped as "decreasing timestamp".)
 
-GStreamer 1.22 (playbin3, hlsdemux2) is not here yet: it switches across codec families
-(h265parse handed the H.264 copy: not-negotiated), does not rebase timestamps at a
-discontinuity (each run's fMP4 timeline starts near 0, so it drops the new run's frames as
-"decreasing timestamp"), and ends at a shed rung's EXT-X-ENDLIST instead of moving on.
+GStreamer 1.22 is given a connection speed that keeps it on the lowest HEVC rung, the one
+shedding never removes: its hlsdemux2 switches variants by bandwidth alone, also to the H.264
+copy (decodebin3 cannot change codec in the middle: not-negotiated), and ends at a shed rung's
+EXT-X-ENDLIST instead of moving to another variant. FFmpeg's demuxer reads every variant.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import dataclasses
 import os
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -35,7 +36,9 @@ pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Three small HEVC rungs, so there is something to shed from a 320x240 source."""
+    """Three small HEVC rungs, so there is something to shed from a 320x240 source.
+
+    BANDWIDTH: 240p 589 kbit/s, 180p 436, 144p 360; the copied H.264 rung 9.3 Mbit/s."""
     return settings.with_changes(ladder_rungs=(Rung(240, 300), Rung(180, 200), Rung(144, 150)))
 
 
@@ -45,16 +48,19 @@ class Player:
 
     name: str
     process: asyncio.subprocess.Process
-    pattern: re.Pattern[bytes]  # a line with a growing number (media time written)
+    pattern: re.Pattern[bytes]  # a line with a growing number, or a line per frame
     lines: list[str] = field(default_factory=list)
     progress: float = 0.0
 
     async def read(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
-            self.lines.append(line.decode(errors="replace").rstrip())
             found = self.pattern.search(line)
-            if found:
+            if found and found.groups():
                 self.progress = max(self.progress, float(found.group(1)))
+            elif found:
+                self.progress += 1  # one more frame reached the sink
+                continue  # one line per frame: not worth keeping
+            self.lines.append(line.decode(errors="replace").rstrip())
 
     def tail(self) -> str:
         """The last lines, for an assertion message."""
@@ -62,6 +68,14 @@ class Player:
 
     def errors(self) -> list[str]:
         return [ln for ln in self.lines if re.search(r"\berror\b|ERROR", ln, re.I)]
+
+
+@pytest.fixture
+def readers() -> Iterator[list[asyncio.Task[None]]]:
+    started: list[asyncio.Task[None]] = []
+    yield started
+    for task in started:
+        task.cancel()
 
 
 @pytest.fixture
@@ -101,14 +115,17 @@ async def keeps_playing(players: list[Player], seconds: float) -> None:
     await wait_until(grew, seconds, "every player making progress")
 
 
-async def test_ffmpeg_plays_the_master_through_restarts_sheds_and_a_kill_9(
+async def test_ffmpeg_and_gstreamer_play_the_master_through_restarts_sheds_and_a_kill_9(
     live_stack: LiveStack,
     publish,  # type: ignore[no-untyped-def]
     players: list[Player],
+    readers: list[asyncio.Task[None]],
 ) -> None:
     pool = live_stack.app[LADDERS]
     # -re caps the ladder at 1.0x, so asking for 1.5x makes it step its preset, then shed
-    pool.options = dataclasses.replace(pool.options, shed_window_s=6.0, shed_min_speed=1.5)
+    pool.options = dataclasses.replace(
+        pool.options, shed_window_s=6.0, shed_min_speed=1.5, restore_after_s=3600.0
+    )
     key = await new_channel(live_stack, "players")
     await publish(live_stack.rtmp(key), size="320x240")
     await wait_master(live_stack, "players", 4)
@@ -116,33 +133,47 @@ async def test_ffmpeg_plays_the_master_through_restarts_sheds_and_a_kill_9(
     sup = pool.supervisor("players")
     assert sup is not None
 
-    ffmpeg, ffmpeg_reader = await start_player(
-        "ffmpeg",
-        [
-            "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-            "-progress", "pipe:1", "-i", master, "-map", "0:v", "-f", "null", "-",
-        ],
-        rb"out_time_us=(\d+)",
-    )  # fmt: skip
-    players.append(ffmpeg)
+    for name, args, pattern in (
+        (
+            "ffmpeg",
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+             "-progress", "pipe:1", "-i", master, "-map", "0:v", "-f", "null", "-"],
+            rb"out_time_us=(\d+)",
+        ),
+        (
+            "gstreamer",
+            ["gst-launch-1.0", "-v", "playbin3", f"uri={master}", "connection-speed=300",
+             "video-sink=fakesink sync=true silent=false", "audio-sink=fakesink sync=true"],
+            rb"last-message = chain",
+        ),
+    ):  # fmt: skip
+        player, reader = await start_player(name, args, pattern)
+        players.append(player)
+        readers.append(reader)
     await keeps_playing(players, 30)
+    copy_pid = sup.pids["h264"]
 
     async def shed_twice() -> bool:
         return [r.name for r in sup.renditions] == ["144p", "h264"] and sup.state == "running"
 
     await wait_until(shed_twice, 90, "a faster preset, then 240p and 180p shed")
     await keeps_playing(players, 30)
+    assert sup.pids["h264"] == copy_pid  # the copy never restarted: not its preset, not shed
 
-    first = sup.pid
+    first = sup.pids["144p"]
     assert first is not None
     os.kill(first, signal.SIGKILL)
 
     async def restarted() -> bool:
-        return sup.pid not in (None, first) and sup.state == "running"
+        return sup.pids["144p"] not in (None, first) and sup.state == "running"
 
-    await wait_until(restarted, 30, "a new FFmpeg after kill -9")
+    await wait_until(restarted, 30, "a new FFmpeg for 144p after kill -9")
     await keeps_playing(players, 30)
     await keeps_playing(players, 30)  # and on: not just what was buffered before the kill
     for player in players:
         assert player.errors() == [], (player.name, player.errors()[:10])
-    ffmpeg_reader.cancel()
+    assert sup.pids["h264"] == copy_pid
+    # GStreamer played the rung that was killed (144p is 192x144), not one beside it
+    gstreamer = "\n".join(players[1].lines)
+    assert "video/x-h265" in gstreamer and "width=(int)192" in gstreamer
+    assert "width=(int)240" not in gstreamer and "width=(int)320" not in gstreamer

@@ -1,8 +1,9 @@
-"""The supervisor with real ffmpeg: ladder output, kill -9, stall, stop, orphans."""
+"""The supervisor with real ffmpeg: ladder output, kill -9 of one rung, stall, stop, orphans."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -86,9 +87,7 @@ async def make_supervisor(tmp_path: Path, flv: Path) -> tuple[Supervisor, Source
         segment_prefix="t1",
         input_options=LOOP_INPUT,
     )
-    return Supervisor(
-        "demo", job, source, pidfile=tmp_path / "run" / "demo.pid", options=OPTIONS
-    ), source
+    return Supervisor("demo", job, source, run_dir=tmp_path / "run", options=OPTIONS), source
 
 
 async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_flv: Path) -> None:
@@ -101,8 +100,10 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
     crashed, stopped = exits("crashed"), exits("stopped")
     await sup.start()
     try:
-        assert sup.pid is not None and (tmp_path / "run" / "demo.pid").exists()
-        first_pid = sup.pid
+        pids = sup.pids
+        assert None not in pids.values() and len(set(pids.values())) == 2  # a process per rung
+        assert all((tmp_path / "run" / f"demo.{r}.pid").exists() for r in ("240p", "h264"))
+        first_pid = pids["240p"]
 
         async def master_listed() -> bool:
             if not (out / "master.m3u8").exists():
@@ -123,10 +124,12 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
 
         before_text = (out / "240p" / "index.m3u8").read_text()
         before = segments(out / "240p" / "index.m3u8")
+        copy_before = parse_media((out / "h264" / "index.m3u8").read_text())
+        assert first_pid is not None
         os.kill(first_pid, signal.SIGKILL)
 
         async def restarted() -> bool:
-            return sup.pid not in (None, first_pid) and sup.state == "running"
+            return sup.pids["240p"] not in (None, first_pid) and sup.state == "running"
 
         await wait_until(restarted, 15, "a new ffmpeg after kill -9")
 
@@ -153,13 +156,21 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
         assert all((out / "240p" / s.init).exists() for s in now.segments)
         assert len(set(segments(out / "240p" / "index.m3u8"))) == len(now.segments)
         assert exits("crashed") == crashed + 1
+        # The other rung never noticed: same process, one init, consecutive sequence numbers.
+        assert sup.pids["h264"] == pids["h264"]
+        copy_now = parse_media((out / "h264" / "index.m3u8").read_text())
+        assert {s.init for s in copy_now.segments} == {copy_before.segments[0].init}
+        assert {s.cc for s in copy_now.segments} == {0}
+        numbers = {s.uri: copy_before.sequence + i for i, s in enumerate(copy_before.segments)}
+        for i, segment in enumerate(copy_now.segments):
+            assert numbers.get(segment.uri, copy_now.sequence + i) == copy_now.sequence + i
     finally:
         await sup.stop()
-    assert sup.state == "stopped" and exits("stopped") == stopped + 1
+    assert sup.state == "stopped" and exits("stopped") == stopped + 2  # one per rung
     for r in ("240p", "h264"):
         assert (out / r / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
     assert ffmpeg_pids(out) == []
-    assert not (tmp_path / "run" / "demo.pid").exists()
+    assert list((tmp_path / "run").glob("demo*.pid")) == []
 
 
 async def test_stall_is_killed_and_restarted(tmp_path: Path, source_flv: Path) -> None:
@@ -167,17 +178,18 @@ async def test_stall_is_killed_and_restarted(tmp_path: Path, source_flv: Path) -
     stalled = exits("stalled")
     await sup.start()
     try:
+        rung = sup.rungs["240p"]
 
         async def progressing() -> bool:
-            return sup.last_progress is not None and (sup.last_progress.out_time_s or 0) > 0.5
+            return rung.last_progress is not None and rung.last_progress.out_time_s is not None
 
         await wait_until(progressing, 20, "first progress")
-        frozen = sup.pid
+        frozen = rung.pid
         assert frozen is not None
         os.kill(frozen, signal.SIGSTOP)  # alive but making no progress: a hung input
 
         async def replaced() -> bool:
-            return sup.pid not in (None, frozen) and sup.state == "running"
+            return rung.pid not in (None, frozen) and sup.state == "running"
 
         await wait_until(replaced, 15, "a restart after the stall")
         assert exits("stalled") == stalled + 1
@@ -225,10 +237,10 @@ async def test_live_transcoders_start_is_idempotent_and_stop_ends(
     try:
         sup = live.supervisor("demo")
         assert sup is not None and live.running() == {"demo"}
-        pid = sup.pid
+        pids = sup.pids
         await live.start("demo", str(source_flv))  # already live: nothing new
-        assert live.supervisor("demo") is sup and sup.pid == pid
-        assert (tmp_path / "run" / "demo.pid").exists()
+        assert live.supervisor("demo") is sup and sup.pids == pids
+        assert (tmp_path / "run" / "demo.240p.pid").exists()
 
         async def playing() -> bool:
             return (tmp_path / "live" / "demo" / "master.m3u8").exists()
@@ -252,7 +264,7 @@ def sample(name: str, channel: str = "demo") -> float | None:
     return REGISTRY.get_sample_value(name, {"channel": channel})
 
 
-async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
+async def test_falling_behind_steps_the_preset_sheds_the_top_hevc_rungs_then_restores(
     tmp_path: Path, source_flv: Path
 ) -> None:
     config = LadderConfig(
@@ -276,13 +288,23 @@ async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
 
         assert sup.preset == "superfast" and sample("onair_transcoder_preset_index") == 1
         changes = sample("onair_transcoder_preset_changes_total") or 0.0
+        restored = sample("onair_transcoder_restored_total") or 0.0
+        copy_pid = sup.pids["h264"]
+
+        slower = sup.pids
 
         async def faster_first() -> bool:
-            return sup.preset == "ultrafast" and sup.state == "running"
+            hevc = [sup.pids[r] for r in ("240p", "180p", "120p")]
+            restarted = all(
+                pid not in (None, slower[r])
+                for r, pid in zip(("240p", "180p", "120p"), hevc, strict=True)
+            )
+            return sup.preset == "ultrafast" and restarted and sup.state == "running"
 
         await wait_until(faster_first, 20, "a faster preset before any shedding")
         assert len(sup.renditions) == 4  # every rung kept: only the preset changed
         assert sample("onair_transcoder_preset_changes_total") == changes + 1
+        kept_pid = sup.pids["120p"]  # restarted once, for the preset
 
         async def shed_twice() -> bool:
             return [r.name for r in sup.renditions] == ["120p", "h264"] and sup.state == "running"
@@ -301,6 +323,23 @@ async def test_falling_behind_steps_the_preset_then_sheds_the_top_hevc_rung(
             return len(segments(out / "120p" / "index.m3u8")) >= 2
 
         await wait_until(still_playing, 20, "segments on the kept rung")
+        # Only the HEVC rungs restarted for the preset, and the sheds stopped only the shed.
+        assert sup.pids["h264"] == copy_pid and sup.pids["120p"] == kept_pid
+        kept = parse_media((out / "120p" / "index.m3u8").read_text())
+
+        # Room again (nothing asks for 1.5x any more): the last shed rung comes back first.
+        sup.options = dataclasses.replace(options, shed_min_speed=0.5, restore_after_s=4.0)
+
+        async def restored_180p() -> bool:
+            return "180p/index.m3u8" in (out / "master.m3u8").read_text()
+
+        await wait_until(restored_180p, 60, "180p back in the master")
+        back = parse_media((out / "180p" / "index.m3u8").read_text())
+        assert not back.ended and len(back.segments) >= 2  # a fresh playlist, playable
+        assert sample("onair_transcoder_restored_total") == restored + 1
+        assert sup.pids["h264"] == copy_pid and sup.pids["120p"] == kept_pid
+        now = parse_media((out / "120p" / "index.m3u8").read_text())
+        assert {s.cc for s in now.segments} == {kept.segments[-1].cc}  # no discontinuity
     finally:
         await live.close()
     assert ffmpeg_pids(tmp_path) == []

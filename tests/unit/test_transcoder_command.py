@@ -30,6 +30,10 @@ def job(source: SourceInfo = H264_1080, config: LadderConfig | None = None) -> T
     )
 
 
+# The first frame, then the first past each multiple of the segment length on the source clock
+KEYFRAMES = "expr:if(isnan(prev_forced_t),1,gte(floor(t/{s}),floor(prev_forced_t/{s})+1))"
+
+
 def after(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
@@ -40,7 +44,7 @@ def test_1080p_h264_ladder_argv() -> None:
         ":aq-mode=2:aq-strength=1.0:rc-lookahead=20"
     )
     gop = ["-g:v:{k}", "60", "-keyint_min:v:{k}", "60"]
-    kf = ["-force_key_frames:v:{k}", "expr:gte(t,n_forced*2)"]
+    kf = ["-force_key_frames:v:{k}", KEYFRAMES.format(s=2)]
 
     def hevc(k: int, level: str, kbps: int) -> list[str]:
         return [
@@ -55,7 +59,7 @@ def test_1080p_h264_ladder_argv() -> None:
     assert build_args(job()) == [
         "ffmpeg", "-hide_banner", "-nostdin", "-nostats",
         "-loglevel", "level+warning", "-progress", "pipe:1",
-        "-rw_timeout", "10000000", "-i", URL,
+        "-rw_timeout", "10000000", "-copyts", "-i", URL,
         "-filter_complex",
         "[0:v:0]scale=1280:720,split=2[s0_0][c0];[s0_0]format=yuv420p[v0];"
         "[c0]scale=854:480,split=2[s1_0][c1];[s1_0]format=yuv420p[v1];"
@@ -78,6 +82,21 @@ def test_1080p_h264_ladder_argv() -> None:
         "v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p v:3,a:3,name:h264",
         "/media/live/demo/%v/run.m3u8",  # FFmpeg's; window.py writes index.m3u8
     ]  # fmt: skip
+
+
+def test_a_live_rung_alone_keeps_the_source_clock_and_a_vod_ladder_does_not() -> None:
+    """The supervisor runs each rung in its own process: the job of one rendition."""
+    full = job()
+    rung = dataclasses.replace(full, renditions=full.renditions[1:2])
+    args = build_args(rung)
+    assert args[args.index("-i") - 1] == "-copyts"  # one timeline across rungs and runs
+    assert after(args, "-filter_complex") == "[0:v:0]scale=854:480[s0_0];[s0_0]format=yuv420p[v0]"
+    assert "-var_stream_map" not in args  # one variant: plain paths in its own folder
+    assert after(args, "-hls_fmp4_init_filename") == "init-s1.mp4"  # beside its playlist
+    assert after(args, "-hls_segment_filename") == "/media/live/demo/480p/s1-%d.m4s"
+    assert args[-1] == "/media/live/demo/480p/run.m3u8"
+    assert working_dir(rung) == OUT / "480p"
+    assert "-copyts" not in build_args(dataclasses.replace(full, vod=True))
 
 
 def test_480p_source_has_no_720p_and_never_writes_a_master() -> None:
@@ -120,7 +139,7 @@ def test_gop_follows_frame_rate_and_segment_length() -> None:
     src = dataclasses.replace(H264_1080, fps=59.94)
     args = build_args(job(src, LadderConfig(segment_seconds=4)))
     assert after(args, "-g:v:0") == "240"
-    assert after(args, "-force_key_frames:v:0") == "expr:gte(t,n_forced*4)"
+    assert after(args, "-force_key_frames:v:0") == KEYFRAMES.format(s=4)
     assert after(args, "-hls_time") == "4"
 
 
@@ -200,7 +219,7 @@ def test_av1_rungs_use_svt_av1_with_the_shared_gop_and_rate_control() -> None:
         "-svtav1-params:v:0", "irefresh-type=2:scd=0",
         "-b:v:0", "2500k", "-maxrate:v:0", "3750k", "-bufsize:v:0", "5000k",
         "-g:v:0", "60", "-keyint_min:v:0", "60",
-        "-force_key_frames:v:0", "expr:gte(t,n_forced*2)",
+        "-force_key_frames:v:0", KEYFRAMES.format(s=2),
     ]  # fmt: skip
     # AV1 and HEVC rungs of one size share one scaler: the source is decoded and scaled once
     assert after(args, "-filter_complex").count("scale=1280:720") == 1

@@ -27,7 +27,14 @@ from transcoder.live.ladder import (
     hevc_level,
     shed_rung,
 )
-from transcoder.live.shedding import ShedPolicy, catch_up
+from transcoder.live.shedding import (
+    CpuReading,
+    RestoreTimer,
+    ShedPolicy,
+    catch_up,
+    predicted_speed,
+)
+from transcoder.schedule import CpuSample
 
 H264_1080 = SourceInfo(1920, 1080, 30.0, "h264", "High", 42, 6000, True, "aac")
 CONFIG = LadderConfig()
@@ -270,3 +277,32 @@ def test_bad_codecs_and_av1_presets_are_named() -> None:
         LadderConfig(codecs=("vp9",), av1_preset=14)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="codecs"):
         LadderConfig(codecs=("hevc", "hevc"))
+
+
+def cpu(box_busy: int, box_total: int, rungs: dict[int, int]) -> CpuReading:
+    return CpuReading(CpuSample(box_busy, box_total), rungs)
+
+
+def test_restoring_a_rung_is_predicted_from_what_the_box_and_the_ladder_used() -> None:
+    # 2 CPUs for 10 s (2000 jiffies): the ladder used 600, the rest of the box 200.
+    before = cpu(0, 0, {11: 0, 12: 0})
+    after = cpu(800, 2000, {11: 500, 12: 100})
+    # Room: 2000 - 200 = 1800; a rung costing half the running ones needs 900 -> 2.0x
+    assert predicted_speed(before, after, cost_now=2.0, cost_added=1.0) == pytest.approx(2.0)
+    # A busier box (the rest used 1400): 600 of room for 900 needed
+    busy = cpu(2000, 2000, {11: 500, 12: 100})
+    assert predicted_speed(before, busy, 2.0, 1.0) == pytest.approx(600 / 900)
+    # A rung restarted in between (another pid): the interval tells nothing
+    assert predicted_speed(before, cpu(800, 2000, {11: 500, 13: 100}), 2.0, 1.0) is None
+
+
+def test_a_shed_rung_waits_for_room_that_lasts() -> None:
+    timer = RestoreTimer(hold_s=120.0, floor=1.2)
+    timer.observe(0.0, 1.5)
+    timer.observe(60.0, 1.3)
+    assert not timer.ready(100.0)
+    timer.observe(115.0, 1.1)  # one short interval starts the wait over
+    timer.observe(120.0, 1.4)
+    assert not timer.ready(200.0) and timer.ready(240.0)
+    timer.observe(241.0, None)  # unknown (a restart) counts as no room
+    assert not timer.ready(400.0)

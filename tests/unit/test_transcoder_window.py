@@ -148,3 +148,29 @@ def test_the_master_waits_for_two_segments_on_every_rung_and_a_shed_rung_ends(
     assert not (tmp_path / "360p").exists()
     playlists.end()
     assert (tmp_path / "h264" / "index.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
+
+
+def test_a_restored_rung_starts_fresh_and_joins_the_master_once_playable(tmp_path: Path) -> None:
+    ladder = choose_ladder(SOURCE, LadderConfig())
+    hevc, copy = ladder
+    for r in ladder:
+        (tmp_path / r.name).mkdir()
+    playlists = ChannelPlaylists(tmp_path, ladder, SOURCE, list_size=6, target=2)
+    for r in ladder:
+        (tmp_path / r.name / RUN_PLAYLIST).write_text(run_playlist("a", 0, 1))
+    playlists.sync(now=0.0)
+    playlists.shed([copy], now=1.0)
+
+    playlists.restore(hevc)  # back within the minute its ended playlist is still served
+    assert list((tmp_path / "360p").iterdir()) == []  # a fresh folder: no ENDLIST, no old run
+    assert "360p/index.m3u8" not in (tmp_path / "master.m3u8").read_text()
+    (tmp_path / "360p" / RUN_PLAYLIST).write_text(run_playlist("b", 0, 0))
+    playlists.sync(now=2.0)
+    assert "360p/index.m3u8" not in (tmp_path / "master.m3u8").read_text()  # one segment
+    (tmp_path / "360p" / RUN_PLAYLIST).write_text(run_playlist("b", 0, 1))
+    playlists.sync(now=3.0)
+    assert "360p/index.m3u8" in (tmp_path / "master.m3u8").read_text()
+    back = parse_media((tmp_path / "360p" / "index.m3u8").read_text())
+    assert [s.uri for s in back.segments] == ["b-0.m4s", "b-1.m4s"] and not back.ended
+    playlists.sync(now=120.0)
+    assert (tmp_path / "360p" / "index.m3u8").exists()  # the old retirement was cancelled

@@ -106,7 +106,8 @@ def test_vod_argv_is_the_live_argv_with_a_finished_playlist() -> None:
     assert args[args.index("-hls_playlist_type") + 1] == "vod"
     assert args[args.index("-hls_flags") + 1] == "independent_segments+temp_file"
     assert args[args.index("-hls_time") + 1] == "6"
-    assert args[args.index("-force_key_frames:v:0") + 1] == "expr:gte(t,n_forced*6)"
+    assert args[args.index("-force_key_frames:v:0") + 1].startswith("expr:if(isnan(prev_forced_t)")
+    assert "floor(t/6)" in args[args.index("-force_key_frames:v:0") + 1]
     assert args[args.index("-g:v:0") + 1] == "180"  # 6 s at 30 fps: keyframes on segment edges
     assert args[args.index("-preset:v:0") + 1] == "medium"
     assert args[args.index("-c:v:2") + 1] == "libx264"

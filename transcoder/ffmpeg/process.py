@@ -308,7 +308,9 @@ def _is_orphan_ffmpeg(pid: int, marker: str) -> bool:
 
 def _kill_orphans(run_dir: Path, name: str | None) -> list[int]:
     """SIGKILL the group of every verified orphan named by a pidfile; remove the pidfiles."""
-    files = [run_dir / f"{name}.pid"] if name is not None else sorted(run_dir.glob("*.pid"))
+    # A channel's ladder leaves one pidfile per rung (<slug>.<rung>.pid; <slug>.pid before).
+    pattern = "*.pid" if name is None else f"{name}.*pid"
+    files = sorted(p for p in run_dir.glob(pattern) if name is None or p.name.count(".") <= 2)
     killed: list[int] = []
     for pidfile in files:
         try:

@@ -116,6 +116,11 @@ def build_args(job: TranscodeJob) -> list[str]:
         args += ["-vaapi_device", c.vaapi_device]  # hwupload needs a device
     if job.input_url.startswith(("rtmp://", "rtmps://")):
         args += ["-rw_timeout", "10000000"]  # a silent publisher ends the read after 10 s
+    if not job.vod:
+        # The source's timestamps, not ones starting at 0: every rung (each its own process)
+        # and every run of a rung share one timeline, so keyframes, segment edges and tfdt
+        # agree across rungs and continue across a restart.
+        args += ["-copyts"]
     args += [*job.input_options, "-i", job.input_url]
     graph = filter_graph(job)
     if graph.chains:
@@ -131,20 +136,28 @@ def build_args(job: TranscodeJob) -> list[str]:
     if job.has_audio:
         audio_kbps = max(r.audio_kbps for r in job.renditions)
         args += ["-c:a", "aac", "-b:a", f"{audio_kbps}k", "-ac", "2"]  # AAC-LC stereo: mp4a.40.2
-    out = job.output_dir
     init = "init.mp4" if job.vod else init_name(job.segment_prefix)
+    playlist = PUBLIC_PLAYLIST if job.vod else RUN_PLAYLIST
+    if len(job.renditions) == 1:
+        # One rung (every live rung runs alone): plain paths; the init lands beside the
+        # playlist. (hlsenc leaves %v unexpanded in the init name without several variants.)
+        folder = job.output_dir / job.renditions[0].name
+        init_path, variants = init, []
+    else:
+        # The init file lives beside its playlist (hlsenc would otherwise name it
+        # init_<n>.mp4).
+        folder, init_path = job.output_dir / "%v", f"../%v/{init}"
+        variants = ["-var_stream_map", " ".join(stream_map)]
     args += [
         "-max_muxing_queue_size", "1024",  # rungs start at different times; don't abort on it
         "-f", "hls",
         "-hls_time", str(c.segment_seconds),
         "-hls_segment_type", "fmp4",
-        # The init file lives beside its playlist (hlsenc would otherwise name it
-        # init_<n>.mp4); live, each run names its own, so a restart never rewrites one a
-        # player holds.
-        "-hls_fmp4_init_filename", f"../%v/{init}",
+        # Live, each run names its own init, so a restart never rewrites one a player holds.
+        "-hls_fmp4_init_filename", init_path,
         *(_vod_window() if job.vod else _live_window(c)),
-        "-hls_segment_filename", str(out / "%v" / f"{job.segment_prefix}-%d.m4s"),
-        "-var_stream_map", " ".join(stream_map),
-        str(out / "%v" / (PUBLIC_PLAYLIST if job.vod else RUN_PLAYLIST)),
+        "-hls_segment_filename", str(folder / f"{job.segment_prefix}-%d.m4s"),
+        *variants,
+        str(folder / playlist),
     ]  # fmt: skip
     return args

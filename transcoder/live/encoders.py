@@ -95,6 +95,15 @@ def hw_filter(config: LadderConfig, rendition: Rendition) -> str:
     return "format=yuv420p"  # Main / High profile: 8-bit 4:2:0 whatever the source is
 
 
+def keyframes_by_time(segment_seconds: int) -> str:
+    """A keyframe at the first frame, then at the first frame past each multiple of the segment
+    length on the source's clock: live rungs run in separate processes on the source's
+    timestamps (-copyts), so they cut their segments at the same instants whenever each started.
+    (n_forced * S would force every frame until it caught up with a clock that starts late.)"""
+    s = segment_seconds
+    return f"expr:if(isnan(prev_forced_t),1,gte(floor(t/{s}),floor(prev_forced_t/{s})+1))"
+
+
 def video_args(c: LadderConfig, k: int, r: Rendition, fps: float, gop: int) -> list[str]:
     """Encoder flags for output video stream k: rate control, GOP, profile and level."""
     s = f":v:{k}"
@@ -106,7 +115,7 @@ def video_args(c: LadderConfig, k: int, r: Rendition, fps: float, gop: int) -> l
         f"-bufsize{s}", f"{r.bufsize_kbps}k",
         f"-g{s}", str(gop),  # fixed GOP: one keyframe per segment on every rung
         f"-keyint_min{s}", str(gop),
-        f"-force_key_frames{s}", f"expr:gte(t,n_forced*{c.segment_seconds})",  # edges by time, too
+        f"-force_key_frames{s}", keyframes_by_time(c.segment_seconds),
     ]  # fmt: skip
     if r.codec == "av1":
         return [

@@ -122,7 +122,7 @@ class LadderPool:
                 slug,
                 job,
                 source,
-                pidfile=self.run_dir / f"{slug}.pid",
+                run_dir=self.run_dir,
                 options=self.options,
                 on_failed=self.on_failed,
             )

@@ -1,4 +1,5 @@
-"""When ffmpeg cannot keep up with live input: pure policies for a faster preset, then shedding."""
+"""When ffmpeg cannot keep up with live input: pure policies for a faster preset, then
+shedding, and for bringing a shed rung back once the box has room."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 
 from transcoder.live.encoders import faster_preset
 from transcoder.live.ladder import AV1_PRESETS, LadderConfig, Rendition, shed_rung
+from transcoder.schedule import CpuSample
 
 
 class ShedPolicy:
@@ -79,3 +81,57 @@ def catch_up(config: LadderConfig, renditions: Sequence[Rendition]) -> CatchUp |
     if smaller is not None:
         return CatchUp("shed", config, tuple(smaller))
     return None
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """The box's CPU counters and each rung process's, read at one moment."""
+
+    box: CpuSample
+    rungs: dict[int, int]  # pid -> jiffies used
+
+
+def predicted_speed(
+    before: CpuReading, after: CpuReading, cost_now: float, cost_added: float
+) -> float | None:
+    """How many times real time the ladder could run with a rung of cost_added back.
+
+    Live input caps every rung at 1.0x, so speed says nothing about room; CPU does. The
+    ladder's measured CPU scales by cost (ladder.cpu_cost) to what the bigger ladder would
+    need; the room is every CPU but what the rest of the box used (niced work excluded: it
+    yields). None when the interval cannot tell (a rung restarted, no CPU counted).
+    """
+    total = after.box.total - before.box.total
+    if total <= 0 or cost_now <= 0 or set(before.rungs) != set(after.rungs):
+        return None
+    ladder = sum(after.rungs[pid] - before.rungs[pid] for pid in after.rungs)
+    if ladder <= 0:
+        return None
+    other = max(0, after.box.foreground - before.box.foreground - ladder)
+    need = ladder * (cost_now + cost_added) / cost_now
+    return (total - other) / need
+
+
+class RestoreTimer:
+    """True once the predicted speed has stayed at or above a floor for hold_s."""
+
+    def __init__(self, hold_s: float, floor: float) -> None:
+        """hold_s: how long the room must last; floor: the predicted speed it must keep."""
+        self.hold_s = hold_s
+        self.floor = floor
+        self._since: float | None = None
+
+    def observe(self, now: float, predicted: float | None) -> None:
+        """A new prediction: below the floor (or unknown) starts the wait over."""
+        if predicted is None or predicted < self.floor:
+            self._since = None
+        elif self._since is None:
+            self._since = now
+
+    def reset(self) -> None:
+        """Something changed (a shed, a restart): wait a whole hold again."""
+        self._since = None
+
+    def ready(self, now: float) -> bool:
+        """True when the room has lasted hold_s."""
+        return self._since is not None and now - self._since >= self.hold_s

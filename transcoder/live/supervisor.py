@@ -1,54 +1,46 @@
-"""One channel's ffmpeg: spawn in its own process group, watch progress, restart, stop."""
+"""One channel's ladder: a process per rung (rung.py), its playlists, catching up and coming back.
+
+Each rung runs its own FFmpeg, reading the source from loopback RTMP with its timestamps kept
+(`-copyts`), so every rung and every run of a rung share the source's timeline and keyframes
+fall on the same segment edges. When a rung falls behind live the ladder catches up as before
+(a faster preset for the family that may adapt, else the costliest rung shed), but only the
+rungs concerned restart; the others keep their process, segment numbering and init. A shed
+rung comes back once the CPU has had room for it for restore_after_s.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from transcoder import metrics
 from transcoder.ffmpeg.probe import SourceInfo
-from transcoder.ffmpeg.process import FfmpegProcess
-from transcoder.ffmpeg.progress import Progress
-from transcoder.live.command import TranscodeJob, build_args, working_dir
+from transcoder.live.command import TranscodeJob
 from transcoder.live.encoders import ladder_preset_index, presets_label
-from transcoder.live.ladder import Rendition
-from transcoder.live.shedding import CatchUp, ShedPolicy, catch_up
+from transcoder.live.ladder import LadderConfig, Rendition, cpu_cost
+from transcoder.live.rung import RungProcess, SpawnError, SupervisorOptions
+from transcoder.live.shedding import CpuReading, RestoreTimer, catch_up, predicted_speed
 from transcoder.live.window import ChannelPlaylists
+from transcoder.schedule import read_cpu
 from transcoder.waiting import wait_event
+
+__all__ = ["SpawnError", "Supervisor", "SupervisorOptions"]
 
 log = logging.getLogger("onair.transcoder")
 
 State = Literal["idle", "running", "backoff", "failed", "stopped"]
-
-
-class SpawnError(Exception):
-    """ffmpeg could not be started at all (missing binary, bad permissions)."""
-
-
-@dataclass(frozen=True)
-class SupervisorOptions:
-    """Timeouts and restart policy; defaults suit a live RTMP input."""
-
-    stall_timeout_s: float = 15.0  # no new media for this long: kill and restart
-    startup_timeout_s: float = 30.0  # first media may wait for RTMP connect and probing
-    stop_grace_s: float = 10.0  # SIGINT, then SIGKILL after this
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 30.0
-    stable_after_s: float = 30.0  # a run this long resets backoff and the failure count
-    max_fast_failures: int = 5  # consecutive short runs before the channel is failed
-    shed_window_s: float = 20.0
-    shed_min_speed: float = 0.95
-    shed_enabled: bool = True
+TICK_S = 0.1  # new segments are listed within this of FFmpeg's rename
+CPU_EVERY_S = 5.0  # how often the room for a shed rung is measured
+RESTORE_HOLD_MAX_S = 1800.0  # a rung shed again after coming back waits twice as long, to this
 
 
 class Supervisor:
-    """Owns exactly one ffmpeg for one channel, restarting it until stop()."""
+    """Owns one channel's rung processes and playlists until stop()."""
 
     def __init__(
         self,
@@ -56,14 +48,16 @@ class Supervisor:
         job: TranscodeJob,
         source: SourceInfo,
         *,
-        pidfile: Path,
+        run_dir: Path,
         options: SupervisorOptions | None = None,
         on_failed: Callable[[str], None] | None = None,
     ) -> None:
-        """channel: the public slug (safe to log); pidfile: where the orphan guard goes."""
+        """channel: the public slug (safe to log); job: every rung of the ladder (each gets a
+        process of its own); run_dir: where the rungs' pidfiles go (<slug>.<rung>.pid)."""
         self.channel = channel
         self._job = job
-        self._pidfile = pidfile
+        self._ladder = job.renditions  # the full ladder, in its order
+        self._run_dir = run_dir
         self._opts = options or SupervisorOptions()
         self._on_failed = on_failed
         self._playlists = ChannelPlaylists(
@@ -73,259 +67,267 @@ class Supervisor:
             list_size=job.config.list_size,
             target=job.config.segment_seconds,
         )
-        self._policy = ShedPolicy(
-            window_s=self._opts.shed_window_s, min_speed=self._opts.shed_min_speed
-        )
+        self.rungs: dict[str, RungProcess] = {}
+        self._shed: list[Rendition] = []  # shed rungs, the last shed on top
+        self._restore = RestoreTimer(self._opts.restore_after_s, self._opts.restore_speed)
+        self._restored: set[str] = set()  # rungs back from a shed: shedding them again doubles
+        self._cpu: CpuReading | None = None
+        self._next_cpu = 0.0
         self._stop = asyncio.Event()
-        self._spawned = asyncio.Event()
+        self._failed: RungProcess | None = None
         self._task: asyncio.Task[None] | None = None
-        self._spawn_error: OSError | None = None
-        self._pending: CatchUp | None = None
-        self._last_out: float | None = None
-        self._last_advance = 0.0
-        self._stderr_tail: Sequence[str] = ()
+        self._stopping: set[asyncio.Task[None]] = set()
         self.state: State = "idle"
-        self.pid: int | None = None
-        self.last_progress: Progress | None = None
+
+    @property
+    def options(self) -> SupervisorOptions:
+        """Timeouts and policies; setting them reaches every rung (tests tighten them)."""
+        return self._opts
+
+    @options.setter
+    def options(self, options: SupervisorOptions) -> None:
+        self._opts = options
+        self._restore.hold_s, self._restore.floor = options.restore_after_s, options.restore_speed
+        for rung in self.rungs.values():
+            rung.options = options
+            rung.policy.window_s, rung.policy.min_speed = (
+                options.shed_window_s,
+                options.shed_min_speed,
+            )
+
+    @property
+    def config(self) -> LadderConfig:
+        """The ladder settings the rungs run with now (a faster preset after falling behind)."""
+        return self._job.config
 
     @property
     def renditions(self) -> tuple[Rendition, ...]:
-        """The rungs ffmpeg produces now (fewer after shedding)."""
-        return self._job.renditions
+        """The rungs of the ladder now, in ladder order (fewer after shedding)."""
+        return tuple(r for r in self._ladder if r not in self._shed)
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        """Each rung's ffmpeg pid (None while it restarts)."""
+        return {name: rung.pid for name, rung in self.rungs.items()}
 
     @property
     def preset(self) -> str:
-        """The presets ffmpeg runs with now (faster after falling behind), e.g. "superfast"
-        for HEVC alone, "superfast/av1:12" for both families."""
-        return presets_label(self._job.config, self._job.renditions)
+        """The presets the ladder runs with, e.g. "superfast", "superfast/av1:12"."""
+        return presets_label(self.config, self.renditions)
 
     @property
     def speed(self) -> float | None:
-        """Media seconds per wall second over the shed window; ffmpeg's own figure before that."""
-        speed = self._policy.speed()
-        if speed is None and self.last_progress is not None:
-            return self.last_progress.speed
-        return speed
+        """The slowest rung's media seconds per wall second (None before any is known)."""
+        speeds = [s for s in (r.speed() for r in self.rungs.values()) if s is not None]
+        return min(speeds) if speeds else None
 
     @property
     def done(self) -> bool:
-        """True once the supervisor has stopped or given up."""
+        """True once the ladder has stopped or given up."""
         return self.state in ("failed", "stopped")
 
     async def start(self) -> None:
-        """Spawn ffmpeg and return once it runs; raise SpawnError if it cannot start."""
+        """Spawn every rung and return once they run; SpawnError if one cannot start."""
         if self._task is not None:
             return
-        self._task = asyncio.create_task(self._loop(), name=f"transcoder-{self.channel}")
-        spawned = asyncio.create_task(self._spawned.wait())
         try:
-            await asyncio.wait({spawned, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            await self.stop()  # the caller gave up: leave no ffmpeg behind
+            for rendition in self._ladder:
+                await self._start_rung(rendition)
+        except BaseException:
+            await self._stop_rungs(list(self.rungs.values()))
+            self.state = "failed"
             raise
-        finally:
-            spawned.cancel()
-        if self._spawn_error is not None and not self._spawned.is_set():
-            await self.stop()
-            raise SpawnError(str(self._spawn_error)) from self._spawn_error
+        self.state = "running"
+        self._gauges()
+        self._task = asyncio.create_task(self._loop(), name=f"ladder-{self.channel}")
 
     async def stop(self) -> None:
-        """SIGINT to the group, SIGKILL after the grace period; playlists get ENDLIST."""
+        """Every rung stopped (SIGINT, SIGKILL after the grace period); playlists get ENDLIST."""
         self._stop.set()
         if self._task is not None:
             await self._task
 
     async def wait(self) -> None:
-        """Until the supervisor has stopped or failed."""
+        """Until the ladder has stopped or failed."""
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    def _rung_job(self, rendition: Rendition) -> TranscodeJob:
+        return dataclasses.replace(self._job, renditions=(rendition,))
+
+    async def _start_rung(self, rendition: Rendition) -> None:
+        rung = RungProcess(
+            self.channel,
+            self._rung_job(rendition),
+            pidfile=self._run_dir / f"{self.channel}.{rendition.name}.pid",
+            options=self._opts,
+            on_failed=self._rung_failed,
+        )
+        self.rungs[rendition.name] = rung
+        await rung.start()
+
+    def _rung_failed(self, rung: RungProcess) -> None:
+        self._failed = rung
+        self._stop.set()
+
+    async def _stop_rungs(self, rungs: list[RungProcess]) -> None:
+        await asyncio.gather(*(rung.stop() for rung in rungs))
+
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        backoff, fast = self._opts.backoff_initial_s, 0
         try:
-            while not self._stop.is_set():
-                started = loop.time()
-                reason = await self._run_once()
-                if reason == "spawn" and not self._spawned.is_set():
-                    self.state = "failed"
-                    return
-                metrics.EXITS.labels(reason).inc()
-                if self._stop.is_set():
-                    break
-                if reason in ("shed", "faster"):
-                    continue  # a planned restart: no backoff, no failure counted
-                if loop.time() - started >= self._opts.stable_after_s:
-                    backoff, fast = self._opts.backoff_initial_s, 0  # a stable run: start over
-                else:
-                    fast += 1
-                if fast >= self._opts.max_fast_failures:
-                    self._fail(fast, reason)
-                    return
-                metrics.RESTARTS.labels(self.channel).inc()
-                self.state = "backoff"
-                log.warning(
-                    "ffmpeg restarting channel=%s reason=%s delay=%.1fs failures=%d",
-                    self.channel, reason, backoff, fast,
-                )  # fmt: skip
-                await wait_event(self._stop, backoff)
-                backoff = min(backoff * 2, self._opts.backoff_max_s)
+            while not await wait_event(self._stop, TICK_S):
+                now = loop.time()
+                self._playlists.sync(now)
+                if self._opts.shed_enabled:
+                    self._catch_up(now)
+                    if self._shed:
+                        await self._maybe_restore(now)
+                self._state_from_rungs()
         finally:
-            self._finish()
+            try:
+                await self._stop_rungs(list(self.rungs.values()))
+                await asyncio.gather(*self._stopping, return_exceptions=True)
+            except asyncio.CancelledError:
+                log.warning("ladder stop cancelled channel=%s: rungs killed", self.channel)
+                raise
+            finally:
+                self._finish()  # even when cancelled: every playlist ends
 
-    def _fail(self, failures: int, reason: str) -> None:
+    def _state_from_rungs(self) -> None:
+        states = {rung.state for rung in self.rungs.values()}
+        self.state = "running" if states == {"running"} else "backoff"
+
+    def _finish(self) -> None:
+        """Whatever the exit path: end the playlists, drop the gauges, say why it failed."""
+        self._playlists.end()
+        metrics.forget(self.channel, [r.name for r in self._ladder])
+        if self._failed is None:
+            self.state = "stopped"
+            return
         self.state = "failed"
         metrics.FAILED.labels(self.channel).inc()
-        # Say why: the last exit's reason and what ffmpeg last complained about.
-        log.error(
-            "ffmpeg gave up channel=%s failures=%d reason=%s last=%r",
-            self.channel, failures, reason, " | ".join(self._stderr_tail),
-        )  # fmt: skip
+        log.error("ladder gave up channel=%s rung=%s", self.channel, self._failed.name)
         if self._on_failed is not None:
             self._on_failed(self.channel)
 
-    def _finish(self) -> None:
-        """Whatever the exit path: end the playlists, drop the pidfile and the gauges."""
-        self._playlists.end()
-        self._pidfile.unlink(missing_ok=True)
-        metrics.forget(self.channel)
-        if self.state != "failed":
-            self.state = "stopped"
-        self.pid = None
-
-    async def _run_once(self) -> str:
-        """Run ffmpeg once; return why it ended (the exits_total reason)."""
-        loop = asyncio.get_running_loop()
-        for tmp in self._job.output_dir.glob("*/*.tmp"):
-            tmp.unlink(missing_ok=True)  # a killed ffmpeg leaves its half-written segment
-        # Each run names its segments and init after itself: hex milliseconds, never reused.
-        self._job = dataclasses.replace(
-            self._job, segment_prefix=f"{time.time_ns() // 1_000_000:x}"
+    def _gauges(self) -> None:
+        metrics.RUNGS.labels(self.channel).set(len(self.rungs))
+        metrics.PRESET_INDEX.labels(self.channel).set(
+            ladder_preset_index(self.config, self.renditions)
         )
-        try:
-            proc = await FfmpegProcess.start(
-                build_args(self._job),
-                cwd=working_dir(self._job),
-                label=f"channel={self.channel}",
-                pidfile=self._pidfile,
-                marker=str(self._job.output_dir),  # what the reaper checks in argv
-                on_progress=self._on_progress,
-            )
-        except OSError as err:
-            self._spawn_error = err
-            log.error("ffmpeg spawn failed channel=%s error=%s", self.channel, err)
-            return "spawn"
-        started = loop.time()
-        self.pid = proc.pid
-        self._stderr_tail = proc.stderr_tail
-        self.state = "running"
-        self._spawned.set()
-        self._last_out, self._last_advance = None, started
-        self._policy.reset(started)
-        metrics.RUNGS.labels(self.channel).set(len(self._job.renditions))
-        c = self._job.config
-        metrics.PRESET_INDEX.labels(self.channel).set(ladder_preset_index(c, self._job.renditions))
-        log.info(
-            "ffmpeg started channel=%s pid=%d encoder=%s preset=%s rungs=%s",
-            self.channel, proc.pid, c.hevc_encoder, self.preset,
-            ",".join(r.name for r in self._job.renditions),
-        )  # fmt: skip
-        exited = asyncio.create_task(proc.wait())
-        watch = asyncio.create_task(self._watch())
-        stop = asyncio.create_task(self._stop.wait())
-        reason = "crashed"
-        try:
-            done, _ = await asyncio.wait({exited, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if exited in done:
-                reason = "ended" if proc.returncode == 0 else "crashed"
-            elif stop in done:
-                reason = "stopped" if await proc.stop(self._opts.stop_grace_s) else "killed"
-            else:
-                reason = watch.result()
-                if reason == "stalled":
-                    await proc.kill()  # a hung ffmpeg may ignore SIGINT
-                elif not await proc.stop(self._opts.stop_grace_s):
-                    log.warning("ffmpeg needed SIGKILL to shed channel=%s", self.channel)
-        finally:
-            for task in (exited, watch, stop):
-                task.cancel()
-            if proc.returncode is None:  # we are being cancelled: leave nothing behind
-                await proc.kill()
-            await proc.wait()  # the readers have finished and the pidfile is gone
-        level = logging.INFO if reason in ("stopped", "shed", "faster") else logging.WARNING
-        log.log(
-            level,
-            "ffmpeg exited channel=%s pid=%d rc=%s reason=%s ran=%.1fs last=%r",
-            self.channel, proc.pid, proc.returncode, reason, loop.time() - started,
-            " | ".join(self._stderr_tail),
-        )  # fmt: skip
-        if reason in ("shed", "faster") and self._pending is not None:
-            self._apply_catch_up(self._pending)
-        return reason
-
-    def _on_progress(self, p: Progress) -> None:
-        """A `-progress` block: feeds the stall watch, the speed window and the gauges."""
-        now = asyncio.get_running_loop().time()
-        self.last_progress = p
-        if p.out_time_s is not None and (self._last_out is None or p.out_time_s > self._last_out):
-            self._last_out, self._last_advance = p.out_time_s, now
-            self._policy.observe(now, p.out_time_s)
-        speed = self._policy.speed()
-        speed = p.speed if speed is None else speed
-        if speed is not None:
+        for name, rung in self.rungs.items():
+            speed = rung.speed()
+            if speed is not None:
+                metrics.RUNG_SPEED.labels(self.channel, name).set(speed)
+        if (speed := self.speed) is not None:
             metrics.SPEED.labels(self.channel).set(speed)
-        if p.fps is not None:
-            metrics.FPS.labels(self.channel).set(p.fps)
+        fps = [r.last_progress.fps for r in self.rungs.values() if r.last_progress is not None]
+        if known := [f for f in fps if f is not None]:
+            metrics.FPS.labels(self.channel).set(min(known))
 
-    def _apply_catch_up(self, step: CatchUp) -> None:
-        """Restart with a faster preset (nothing else rewritten) or with fewer rungs."""
-        self._pending = None
-        speed = self._policy.speed()
+    def _catch_up(self, now: float) -> None:
+        """A rung below speed for a whole window: a faster preset, else shed the costliest."""
+        self._gauges()
+        running = [r for r in self.rungs.values() if r.state == "running"]
+        behind = [r for r in running if r.policy.should_shed(now)]
+        if not behind:
+            return
+        speed = min(r.speed() or 0.0 for r in behind)
+        names = ",".join(r.name for r in behind)
+        step = catch_up(self.config, self.renditions)
+        for rung in self.rungs.values():
+            rung.policy.reset(now)  # every rung felt the shortage: measure afresh after the step
+        self._restore.reset()
+        if step is None:
+            log.warning(
+                "ffmpeg behind live, nothing left to shed channel=%s behind=%s preset=%s",
+                self.channel, names, self.preset,
+            )  # fmt: skip
+            return
         if step.action == "preset":
             was = self.preset
             self._job = dataclasses.replace(self._job, config=step.config)
+            changed = [r for r in self.rungs.values() if presets_label(step.config, (r.rendition,))
+                       != presets_label(r.job.config, (r.rendition,))]  # fmt: skip
+            for rung in self.rungs.values():
+                job = dataclasses.replace(rung.job, config=step.config)
+                if rung in changed:
+                    rung.restart_with(job)  # this rung alone restarts
+                else:
+                    rung.job = job
             metrics.PRESET_CHANGES.labels(self.channel).inc()
             log.warning(
-                "ffmpeg faster preset channel=%s preset=%s was=%s speed=%.2f rungs=%s",
-                self.channel, self.preset, was, speed or 0.0,
-                ",".join(r.name for r in self._job.renditions),
+                "ffmpeg faster preset channel=%s preset=%s was=%s behind=%s speed=%.2f "
+                "restarted=%s",
+                self.channel, self.preset, was, names, speed, ",".join(r.name for r in changed),
             )  # fmt: skip
             return
-        keep = list(step.renditions)
-        dropped = [r for r in self._job.renditions if r not in keep]
-        self._job = dataclasses.replace(self._job, renditions=step.renditions)
-        self._playlists.shed(keep, asyncio.get_running_loop().time())
+        keep = {r.name for r in step.renditions}
+        for name in [n for n in self.rungs if n not in keep]:
+            self._shed_rung(name, now, speed, names)
+
+    def _shed_rung(self, name: str, now: float, speed: float, behind: str) -> None:
+        rung = self.rungs.pop(name)
+        self._shed.append(rung.rendition)
+        task = asyncio.create_task(rung.stop())  # the loop keeps listing the others meanwhile
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+        self._playlists.shed(self.renditions, now)
+        if name in self._restored:  # it came back and could not stay: wait longer next time
+            self._restore.hold_s = min(self._restore.hold_s * 2, RESTORE_HOLD_MAX_S)
         metrics.SHED.labels(self.channel).inc()
+        with contextlib.suppress(KeyError):
+            metrics.RUNG_SPEED.remove(self.channel, name)
         log.warning(
-            "ffmpeg shed rung channel=%s dropped=%s rungs=%s preset=%s speed=%.2f",
-            self.channel, ",".join(r.name for r in dropped), ",".join(r.name for r in keep),
-            self.preset, speed or 0.0,
+            "ffmpeg shed rung channel=%s dropped=%s rungs=%s preset=%s behind=%s speed=%.2f",
+            self.channel, name, ",".join(r.name for r in self.renditions), self.preset,
+            behind, speed,
         )  # fmt: skip
 
-    async def _watch(self) -> str:
-        """Return "stalled" when media stops advancing; "faster" or "shed" when it falls behind."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(0.1)
-            now = loop.time()
-            self._playlists.sync(now)  # new segments listed within 0.1 s of FFmpeg's rename
-            limit = (
-                self._opts.startup_timeout_s
-                if self._last_out is None
-                else self._opts.stall_timeout_s
+    def _reading(self) -> CpuReading | None:
+        jiffies = {}
+        for rung in self.rungs.values():
+            used = rung.cpu_jiffies()
+            if rung.pid is None or used is None:
+                return None  # a rung is restarting: no clean interval
+            jiffies[rung.pid] = used
+        return CpuReading(read_cpu(), jiffies)
+
+    async def _maybe_restore(self, now: float) -> None:
+        """Every CPU_EVERY_S: would the ladder keep restore_speed with the last shed rung back?"""
+        if now < self._next_cpu:
+            return
+        self._next_cpu = now + CPU_EVERY_S
+        reading, before = self._reading(), self._cpu
+        self._cpu = reading
+        if reading is None or before is None:
+            self._restore.reset()
+            return
+        candidate = self._shed[-1]
+        cost_now = sum(cpu_cost(r, self.config) for r in self.renditions)
+        predicted = predicted_speed(before, reading, cost_now, cpu_cost(candidate, self.config))
+        behind = any(r.policy.should_shed(now) for r in self.rungs.values())
+        self._restore.observe(now, None if behind else predicted)
+        if not self._restore.ready(now):
+            return
+        self._shed.pop()
+        self._restore.reset()
+        self._cpu = None  # the new process is not in the last reading
+        self._playlists.restore(candidate)
+        self._restored.add(candidate.name)
+        try:
+            await self._start_rung(candidate)
+        except SpawnError as err:
+            log.error(
+                "ffmpeg restore failed channel=%s rung=%s: %s", self.channel, candidate.name, err
             )
-            if now - self._last_advance > limit:
-                log.warning(
-                    "ffmpeg stalled channel=%s pid=%s for=%.1fs", self.channel, self.pid, limit
-                )
-                return "stalled"
-            if self._opts.shed_enabled and self._policy.should_shed(now):
-                step = catch_up(self._job.config, self._job.renditions)
-                if step is not None:
-                    self._pending = step
-                    return "faster" if step.action == "preset" else "shed"
-                log.warning(
-                    "ffmpeg behind live, nothing left to shed channel=%s preset=%s",
-                    self.channel, self.preset,
-                )  # fmt: skip
-                self._policy.reset(now)
+            self.rungs.pop(candidate.name, None)
+            self._playlists.shed(self.renditions, now)
+            return
+        metrics.RESTORED.labels(self.channel).inc()
+        log.warning(
+            "ffmpeg restored rung channel=%s rung=%s rungs=%s predicted_speed=%.2f held=%.0fs",
+            self.channel, candidate.name, ",".join(r.name for r in self.renditions),
+            predicted or 0.0, self._restore.hold_s,
+        )  # fmt: skip

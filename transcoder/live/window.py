@@ -11,7 +11,8 @@ that do not re-read the init at a discontinuity -- GStreamer, FFmpeg's HLS demux
 
 The master is written only once every rung it lists has two segments, so a variant the master
 names never answers 404; a shed rung leaves the master at once, its playlist ends with
-`EXT-X-ENDLIST` and stays served for a minute so players on it move on cleanly.
+`EXT-X-ENDLIST` and stays served for a minute so players on it move on cleanly; a restored
+rung starts a fresh folder and joins the master once it has two segments.
 """
 
 from __future__ import annotations
@@ -216,7 +217,9 @@ class ChannelPlaylists:
         at the first sync when they already hold segments."""
         self.output_dir = output_dir
         self.source = source
+        self.list_size, self.target = list_size, target
         self.renditions = list(renditions)
+        self.joining: set[str] = set()  # restored rungs not yet in the master
         self.windows = {
             r.name: RungWindow(output_dir / r.name, list_size, target) for r in self.renditions
         }
@@ -227,13 +230,20 @@ class ChannelPlaylists:
         """Pick up new segments, write the master when it can be, remove retired rungs."""
         for window in self.windows.values():
             window.sync()
-        if not self.master_written and all(
-            len(w.segments) >= MASTER_AFTER_SEGMENTS for w in self.windows.values()
-        ):
-            write_master(self.output_dir, self.renditions, self.source)
-            self.master_written = True
+        ready = {n for n, w in self.windows.items() if len(w.segments) >= MASTER_AFTER_SEGMENTS}
+        if not self.master_written and ready == set(self.windows):
+            self.joining.clear()
+            self._write_master()
+        elif self.master_written and self.joining & ready:
+            self.joining -= ready  # a restored rung can be played: it joins the master
+            self._write_master()
         while self._retired and self._retired[0][0] <= now:
             shutil.rmtree(self._retired.pop(0)[1], ignore_errors=True)
+
+    def _write_master(self) -> None:
+        listed = [r for r in self.renditions if r.name not in self.joining]
+        write_master(self.output_dir, listed, self.source)
+        self.master_written = True
 
     def shed(self, keep: Iterable[Rendition], now: float) -> None:
         """Drop rungs: out of the master at once, their playlists ended and served a minute."""
@@ -241,10 +251,21 @@ class ChannelPlaylists:
         names = {r.name for r in self.renditions}
         for name in [n for n in self.windows if n not in names]:
             window = self.windows.pop(name)
+            self.joining.discard(name)
             window.end()
             self._retired.append((now + RETIRED_SERVED_S, window.folder))
         if self.master_written:
-            write_master(self.output_dir, self.renditions, self.source)
+            self._write_master()
+
+    def restore(self, rendition: Rendition) -> None:
+        """A shed rung comes back: a fresh folder and playlist, in the master once playable."""
+        folder = self.output_dir / rendition.name
+        self._retired = [(t, f) for t, f in self._retired if f != folder]
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        self.renditions.append(rendition)
+        self.windows[rendition.name] = RungWindow(folder, self.list_size, self.target)
+        self.joining.add(rendition.name)
 
     def end(self) -> None:
         """The stream ended: the last segments listed, every playlist ended."""
