@@ -18,6 +18,7 @@ from server.ladder_settings import LADDER_FIELDS, check_hevc_preset, ladder_toml
 from transcoder.layout import SLUG_PATTERN
 from transcoder.live.encoders import PRESETS
 from transcoder.live.ladder import Rung
+from transcoder.recordings.media import COMPRESS_CODECS
 from transcoder.schedule import Window
 
 __all__ = ["SETTINGS", "SLUG_PATTERN", "Settings", "SettingsError", "load_settings"]
@@ -78,6 +79,7 @@ class Settings:
     media_high_water: float = 0.90  # media volume this full: delete oldest recordings...
     media_low_water: float = 0.80  # ...until it is no fuller than this
     compression_window: str = "02:00-07:00"  # local off-peak hours; "" = only when none is live
+    compress_codec: str = "hevc"  # the archive copy's efficient codec (an H.264 one goes beside)
     compress_preset: str = "medium"  # x265 preset for the archive copy
     compress_crf: int = 26  # x265 constant quality: higher is smaller
     compress_live_margin: float = 1.2  # pause compression unless live work fits this many times
@@ -195,6 +197,12 @@ def _parse_window(raw: Any) -> str:
     return raw.strip()
 
 
+def _parse_compress_codec(raw: Any) -> str:
+    if raw not in COMPRESS_CODECS:
+        raise ValueError
+    return str(raw)
+
+
 def _parse_preset(raw: Any) -> str:
     if raw not in X265_PRESETS:
         raise ValueError
@@ -245,6 +253,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "media_high_water": (_parse_fraction, "a fraction of the volume between 0 and 1", False),
     "media_low_water": (_parse_fraction, "a fraction of the volume between 0 and 1", False),
     "compression_window": (_parse_window, 'HH:MM-HH:MM local time, or "" for none', False),
+    "compress_codec": (_parse_compress_codec, "hevc or av1", False),
     "compress_preset": (_parse_preset, "an x265 preset: " + ", ".join(X265_PRESETS), False),
     "compress_crf": (_parse_crf, "a whole number 0-51", False),
     "compress_live_margin": (_parse_margin, "a factor between 1 and 10", False),

@@ -15,7 +15,7 @@ from server.web.errors import NotFound
 from transcoder.recordings import media
 
 routes = web.RouteTableDef()
-VOD_FILES = (media.PLAYLIST, media.ORIGINAL, media.COMPRESSED, MP4_LINK)
+VOD_FILES = (*media.VOD_FILES, MP4_LINK)
 
 
 @routes.get("/api/channels/{slug}/recordings")
@@ -60,14 +60,14 @@ async def vod_file(request: web.Request) -> web.StreamResponse:
         # The compressed file is renamed into place whole before the row says so, and the
         # original is deleted only after that rename: of the two, one is always complete.
         # The row may be stale by the time of the open, so the other is tried after it.
-        names = [media.COMPRESSED, media.ORIGINAL]
+        names = [*media.COMPRESSED_FILES, media.ORIGINAL]
         if row["compressed_at"] is None:
             names.reverse()
         return await send_first(request, [directory / n for n in names], headers)
     path = directory / name
     if not path.is_file():
         raise NotFound("no such file")
-    if name == media.PLAYLIST:
+    if name.endswith(".m3u8"):
         headers["Cache-Control"] = "no-cache"  # it changes when compression replaces the file
         headers["Content-Type"] = "application/vnd.apple.mpegurl"
     else:

@@ -1,10 +1,11 @@
 """Recordings compression as a source of background jobs: each finalized recording, oldest
-first, re-encoded to H.265 in the host's encoder slot, replacing the original once it
-verifies."""
+first, re-encoded in the host's encoder slot (the efficient codec plus a small H.264
+rendition, transcoder/recordings/compress.py), replacing the original once it verifies."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import time
@@ -21,7 +22,7 @@ from server.settings import Settings
 from transcoder import metrics as tmetrics
 from transcoder.ffmpeg.process import FfmpegProcess
 from transcoder.ffmpeg.progress import Progress
-from transcoder.recordings import media
+from transcoder.recordings import compress, media
 
 log = logging.getLogger("onair.recordings")
 
@@ -49,8 +50,10 @@ class Compression:
         self.tools = tools
         self.directory = directory
         self.node = settings.node_name
-        self.options = media.CompressOptions(
-            preset=settings.compress_preset, crf=settings.compress_crf
+        self.options = compress.CompressOptions(
+            codec=settings.compress_codec,
+            preset=settings.compress_preset,
+            crf=settings.compress_crf,
         )
         self._later: dict[str, float] = {}  # recording id -> monotonic time to try again
 
@@ -70,14 +73,16 @@ class Compression:
 
     async def compress(self, rid: str, channel: str) -> None:
         """Compress one recording; it ends `ready` whatever happens (the original stays when
-        H.265 is no smaller or fails)."""
+        the compressed renditions are no smaller or fail)."""
         directory = self.directory(channel, rid)
         label = f"channel={channel} recording={rid}"
-        if media.media_name(directory) == media.COMPRESSED:
+        done = media.media_name(directory)
+        if done in media.COMPRESSED_FILES:
             # The server died between replacing the file and recording that it did.
             (directory / media.ORIGINAL).unlink(missing_ok=True)
-            info = await media.probe_media(self.tools.ffprobe, directory / media.COMPRESSED)
-            await self._compressed(rid, info, None)
+            info = await media.probe_media(self.tools.ffprobe, directory / done)
+            both = info.bytes + (directory / media.FALLBACK).stat().st_size
+            await self._compressed(rid, dataclasses.replace(info, bytes=both), None)
             return
         original = directory / media.ORIGINAL
         free = (await asyncio.to_thread(shutil.disk_usage, directory)).free
@@ -98,7 +103,7 @@ class Compression:
                 tmetrics.COMPRESS_SPEED.set(p.out_time_s / (loop.time() - started))
 
         log.info("compression started channel=%s recording=%s", channel, rid)
-        work = media.compress(
+        work = compress.compress(
             directory,
             self.tools,
             self.options,
@@ -122,7 +127,7 @@ class Compression:
         if result is None:
             tmetrics.COMPRESS_JOBS.labels("kept").inc()
             log.info("compression kept the original channel=%s recording=%s", channel, rid)
-            kept = "H.265 was not smaller; original kept"
+            kept = f"{self.options.codec} was not smaller; original kept"
             await store.transition(self.db, rid, "ready", ("compressing",), error=kept)
             return
         before, after = result

@@ -16,6 +16,8 @@ from server.recordings.service import RECORDINGS
 from server.recordings.store import new_id
 from transcoder.recordings import media
 
+HEVC = media.compressed_name("hevc")
+
 
 async def add(client: TestClient, state: str) -> str:
     await client.app[RECORDINGS].recovered.wait()  # start-up recovery would finalize these
@@ -89,9 +91,9 @@ async def test_the_download_link_outlives_the_swap_of_its_file(client: TestClien
     # What compression does, in its order: the verified copy renamed in, the original
     # deleted; the row (compressed_at) is not updated yet.
     (folder / ".compress").mkdir()
-    (folder / ".compress" / media.COMPRESSED).write_bytes(b"c" * 600)
-    os.utime(folder / ".compress" / media.COMPRESSED, (time.time() + 5, time.time() + 5))
-    (folder / ".compress" / media.COMPRESSED).replace(folder / media.COMPRESSED)
+    (folder / ".compress" / HEVC).write_bytes(b"c" * 600)
+    os.utime(folder / ".compress" / HEVC, (time.time() + 5, time.time() + 5))
+    (folder / ".compress" / HEVC).replace(folder / HEVC)
     (folder / media.ORIGINAL).unlink()
 
     whole = await client.get(link)
@@ -110,4 +112,4 @@ async def test_the_download_link_outlives_the_swap_of_its_file(client: TestClien
     revalidated = await client.get(link, headers={"If-None-Match": whole.headers["ETag"]})
     assert revalidated.status == 304
     assert (await client.get(f"/vod/api/{rid}/{media.ORIGINAL}")).status == 404
-    assert (await client.get(f"/vod/api/{rid}/{media.COMPRESSED}")).status == 200
+    assert (await client.get(f"/vod/api/{rid}/{HEVC}")).status == 200

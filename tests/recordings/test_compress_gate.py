@@ -72,4 +72,4 @@ async def test_compression_pauses_while_live_is_short_of_cpu(
 
     await wait_until(ready, 120, "compression to resume and finish once live ended")
     assert "compression resumed channel=gate" in caplog.text
-    assert media.media_name(folder) == media.COMPRESSED
+    assert media.media_name(folder) == media.compressed_name("hevc")

@@ -111,7 +111,10 @@ async def session_recorded_compressed_and_deleted(
         async with session.get(live_stack.http + rec["mp4_url"]) as response:
             assert response.status == 200, (rec["mp4_url"], response.status)
             download.write_bytes(await response.read())
-        assert download.stat().st_size == done["bytes"]
+        # The download is the HEVC file; the row counts it and the H.264 rendition beside it.
+        hevc = (directory / media.compressed_name("hevc")).stat().st_size
+        assert download.stat().st_size == hevc
+        assert hevc + (directory / media.FALLBACK).stat().st_size == done["bytes"]
         assert await decodes(download)
         async with session.get(
             live_stack.http + rec["mp4_url"], headers={"Range": "bytes=0-99"}
@@ -123,7 +126,7 @@ async def session_recorded_compressed_and_deleted(
             headers = {"Range": "bytes=100-", "If-Range": validator}
             async with session.get(live_stack.http + rec["mp4_url"], headers=headers) as response:
                 assert response.status == 200, (validator, response.status)
-                assert len(await response.read()) == done["bytes"]
+                assert len(await response.read()) == hevc
         original = f"{live_stack.http}/vod/rec/{done['id']}/{media.ORIGINAL}"
         async with session.get(original) as response:
             assert response.status == 404

@@ -1,11 +1,16 @@
-"""Finalize and compress with real FFmpeg: playable VOD, smaller H.265, verified before replace."""
+"""Finalize and compress with real FFmpeg: playable VOD; a smaller HEVC or AV1 copy with a small
+H.264 rendition beside it under one master, verified before it replaces the original."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from tests.recordings.conftest import decodes, duration, make_part
 from transcoder.recordings import media
+from transcoder.recordings.compress import CompressOptions, compress
 
 # testsrc2 at 320x240 under x265 ultrafast CRF 26: measured ~0.98; a broken encode is < 0.5.
 SSIM_BOUND = 0.95
@@ -37,7 +42,16 @@ async def test_parts_become_one_vod_and_mp4(tmp_path: Path) -> None:
     assert again == info
 
 
-async def test_compression_is_smaller_decodes_and_looks_the_same(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "codec", "tag"),
+    [
+        (CompressOptions(preset="ultrafast"), "hevc", "hvc1.1.6.L"),
+        (CompressOptions(codec="av1", av1_preset=12), "av1", "av01.0."),
+    ],
+)
+async def test_compression_is_smaller_decodes_and_looks_the_same(
+    tmp_path: Path, options: CompressOptions, codec: str, tag: str
+) -> None:
     rec = tmp_path / "rec"
     rec.mkdir()
     await make_part(rec / "part-0001.ts", 8)
@@ -45,20 +59,36 @@ async def test_compression_is_smaller_decodes_and_looks_the_same(tmp_path: Path)
     reference = tmp_path / "reference.mp4"
     reference.write_bytes((rec / media.ORIGINAL).read_bytes())
 
-    result = await media.compress(
-        rec, tools(tmp_path), media.CompressOptions(preset="ultrafast"), "test"
-    )
+    result = await compress(rec, tools(tmp_path), options, "test")
 
     assert result is not None
     _, after = result
-    assert after.video_codec == "hevc"
-    assert after.bytes < before.bytes / 2, (after.bytes, before.bytes)
-    assert sorted(p.name for p in rec.iterdir()) == [media.PLAYLIST, media.COMPRESSED]
-    assert f'#EXT-X-MAP:URI="{media.COMPRESSED}"' in (rec / media.PLAYLIST).read_text()
-    assert abs(await duration(rec / media.COMPRESSED) - before.duration_s) < 0.5
-    assert await decodes(rec / media.PLAYLIST)
-    score = await media.ssim(reference, rec / media.COMPRESSED)
-    assert score > SSIM_BOUND, score
+    name = media.compressed_name(codec)
+    assert after.video_codec == codec
+    efficient = (rec / name).stat().st_size
+    assert efficient < before.bytes / 2, (efficient, before.bytes)
+    # with the H.264 rendition (here as tall as this 240p source) still smaller than before
+    assert after.bytes == efficient + (rec / media.FALLBACK).stat().st_size < before.bytes
+    assert sorted(p.name for p in rec.iterdir()) == sorted(
+        [media.PLAYLIST, name, media.media_playlist(name), media.FALLBACK,
+         media.media_playlist(media.FALLBACK)]
+    )  # fmt: skip
+    # The master: the efficient rendition first, then H.264 at 240p (the source is below 360p)
+    master = (rec / media.PLAYLIST).read_text()
+    variants = re.findall(r'RESOLUTION=(\d+x\d+),CODECS="([^"]+)"\n(\S+)', master)
+    assert [(v[0], v[1].split(".")[0], v[2]) for v in variants] == [
+        ("320x240", tag.split(".")[0], media.media_playlist(name)),
+        ("320x240", "avc1", media.media_playlist(media.FALLBACK)),
+    ]
+    assert variants[0][1].startswith(tag) and variants[0][1].endswith(",mp4a.40.2")
+    assert media.media_name(rec) == name
+    for rendition in (name, media.FALLBACK):
+        playlist = (rec / media.media_playlist(rendition)).read_text()
+        assert f'#EXT-X-MAP:URI="{rendition}"' in playlist
+        assert abs(await duration(rec / rendition) - before.duration_s) < 0.5
+        assert await decodes(rec / media.media_playlist(rendition))
+        score = await media.ssim(reference, rec / rendition)
+        assert score > SSIM_BOUND, (rendition, score)
 
 
 async def test_failed_compression_keeps_the_original(tmp_path: Path) -> None:
@@ -70,7 +100,7 @@ async def test_failed_compression_keeps_the_original(tmp_path: Path) -> None:
     broken = media.Tools(ffmpeg="false", run_dir=tmp_path / "run")  # encoder exits 1
 
     try:
-        await media.compress(rec, broken, media.CompressOptions(preset="ultrafast"), "test")
+        await compress(rec, broken, CompressOptions(preset="ultrafast"), "test")
     except media.MediaError:
         pass
     else:

@@ -1,4 +1,10 @@
-"""Turn captured parts into a VOD (one fragmented MP4 + byte-range HLS), compress, verify."""
+"""Turn captured parts into a VOD (one fragmented MP4 + byte-range HLS), compress, verify.
+
+Compressed, a recording is two renditions under one master playlist (index.m3u8): the
+efficient codec at the source's size (ONAIR_COMPRESS_CODEC: HEVC for Safari and hardware
+decoders, or AV1 for Chromium, Firefox and recent Apple chips) and a small H.264 one every
+browser decodes; each player takes the best it can (hls.js filters variants by CODECS).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +31,28 @@ from transcoder.ffmpeg.progress import Progress
 
 log = logging.getLogger("onair.recordings")
 
-PLAYLIST = "index.m3u8"
+PLAYLIST = "index.m3u8"  # the original's media playlist; once compressed, the master
 ORIGINAL = "video.mp4"  # the stream copy, as the publisher sent it
-COMPRESSED = "video-hevc.mp4"  # a new name, so cached byte ranges of the original never mix
+COMPRESS_CODECS = ("hevc", "av1")
+FALLBACK = "video-h264.mp4"  # the small H.264 rendition beside the compressed copy
+
+
+def compressed_name(codec: str) -> str:
+    """The compressed copy's file: a new name, so cached byte ranges of the original never mix."""
+    return f"video-{codec}.mp4"
+
+
+def media_playlist(name: str) -> str:
+    """A compressed rendition's media playlist: video-av1.mp4 -> video-av1.m3u8."""
+    return name.removesuffix(".mp4") + ".m3u8"
+
+
+COMPRESSED_FILES = tuple(compressed_name(c) for c in COMPRESS_CODECS)
+# Every file a recording's folder may serve.
+VOD_FILES = (
+    PLAYLIST, ORIGINAL, FALLBACK, media_playlist(FALLBACK), *COMPRESSED_FILES,
+    *(media_playlist(n) for n in COMPRESSED_FILES),
+)  # fmt: skip
 PART_GLOB = "part-*.ts"
 VOD_SEGMENT_SECONDS = 6
 PROBE_TIMEOUT_S = 60.0
@@ -46,6 +71,11 @@ class MediaInfo:
     bytes: int
     video_codec: str
     audio_codec: str | None
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    video_profile: str = ""
+    video_level: int = 0  # as ffprobe reports it: H.264 30 = 3.0, HEVC idc 93, AV1 seq_level_idx
 
 
 @dataclass(frozen=True)
@@ -71,7 +101,7 @@ def vod_args(ffmpeg: str, playlist: Path, media_name: str) -> list[str]:
     ]  # fmt: skip
 
 
-async def _background_run(
+async def background_run(
     args: list[str],
     directory: Path,
     tools: Tools,
@@ -124,15 +154,39 @@ async def probe_media(ffprobe: str, path: Path) -> MediaInfo:
         bytes=size,
         video_codec=str(video.get("codec_name")),
         audio_codec=str(audio.get("codec_name")) if audio else None,
+        width=_int(video.get("width")),
+        height=_int(video.get("height")),
+        fps=_rate(video.get("avg_frame_rate")),
+        video_profile=str(video.get("profile", "")),
+        video_level=_int(video.get("level")),
     )
 
 
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _rate(value: object) -> float:
+    num, _, den = str(value).partition("/")
+    try:
+        return float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
 def media_name(directory: Path) -> str | None:
-    """The MP4 the VOD playlist points at (video.mp4 or video-hevc.mp4), if finalized."""
+    """The MP4 the VOD playlist points at: video.mp4 once finalized, the compressed copy
+    (video-hevc.mp4, video-av1.mp4) once the master lists it; None before either."""
     try:
         text = (directory / PLAYLIST).read_text()
     except FileNotFoundError:
         return None
+    if "#EXT-X-STREAM-INF:" in text:
+        listed = [n for n in COMPRESSED_FILES if f"\n{media_playlist(n)}\n" in text]
+        return next((n for n in listed if (directory / n).exists()), None)
     match = re.search(r'#EXT-X-MAP:URI="([a-z0-9_-]+\.mp4)"', text)
     return match.group(1) if match and (directory / match.group(1)).exists() else None
 
@@ -148,7 +202,7 @@ def _remove_parts(directory: Path) -> None:
         part.unlink(missing_ok=True)
 
 
-def _replace_into(work: Path, directory: Path, names: list[str]) -> None:
+def replace_into(work: Path, directory: Path, names: list[str]) -> None:
     """Move finished files in; the playlist last, so it never names a missing file."""
     for name in names:
         (work / name).replace(directory / name)
@@ -185,43 +239,13 @@ async def finalize(directory: Path, tools: Tools, label: str) -> MediaInfo:
     if first.audio_codec == "aac":
         args += ["-bsf:a", "aac_adtstoasc"]  # ADTS (MPEG-TS) AAC → MP4's AudioSpecificConfig
     args += vod_args(tools.ffmpeg, Path(work.name) / PLAYLIST, ORIGINAL)
-    rc, tail = await _background_run(args, directory, tools, "finalize", label)
+    rc, tail = await background_run(args, directory, tools, "finalize", label)
     if rc != 0:
         raise MediaError(f"remux failed rc={rc}: {tail}")
     listing.unlink()
-    await asyncio.to_thread(_replace_into, work, directory, [ORIGINAL])
+    await asyncio.to_thread(replace_into, work, directory, [ORIGINAL])
     await asyncio.to_thread(_remove_parts, directory)
     return await probe_media(tools.ffprobe, directory / ORIGINAL)
-
-
-@dataclass(frozen=True)
-class CompressOptions:
-    """x265 settings for the archive copy: slower presets buy smaller files."""
-
-    preset: str = "medium"
-    crf: int = 26
-    gop_seconds: int = VOD_SEGMENT_SECONDS  # one keyframe per VOD segment for seeking
-
-
-def compress_args(source: Path, work: Path, tools: Tools, options: CompressOptions) -> list[str]:
-    """Re-encode the original to H.265 with the audio copied, into the same VOD layout.
-
-    Paths are relative to the recording's folder, where the job runs.
-    """
-    return [
-        *base_args(tools.ffmpeg),
-        *local_input(source, RECORDING_FORMATS),
-        "-map", "0:v:0", "-map", "0:a:0?",
-        "-c:v", "libx265",
-        "-preset", options.preset,
-        "-crf", str(options.crf),  # constant quality: the bitrate follows the picture
-        "-pix_fmt", "yuv420p",  # Main profile, what every HEVC decoder plays
-        "-tag:v", "hvc1",  # hvc1, not hev1: Apple players refuse hev1 in MP4
-        "-force_key_frames", f"expr:gte(t,n_forced*{options.gop_seconds})",  # seek points
-        "-x265-params", "log-level=error",  # no per-file banner in our log
-        "-c:a", "copy",  # audio is a few % of the bytes: not worth a generation loss
-        *vod_args(tools.ffmpeg, work / PLAYLIST, COMPRESSED),
-    ]  # fmt: skip
 
 
 async def decodes(directory: Path, path: Path, tools: Tools, label: str) -> str | None:
@@ -231,54 +255,8 @@ async def decodes(directory: Path, path: Path, tools: Tools, label: str) -> str 
         "-xerror",  # stop at the first decoding error
         *local_input(path, RECORDING_FORMATS), "-map", "0:v:0", "-f", "null", "-",
     ]  # fmt: skip
-    rc, tail = await _background_run(args, directory, tools, "verify", label)
+    rc, tail = await background_run(args, directory, tools, "verify", label)
     return None if rc == 0 else f"decode failed rc={rc}: {tail}"
-
-
-async def compress(
-    directory: Path,
-    tools: Tools,
-    options: CompressOptions,
-    label: str,
-    *,
-    on_start: Callable[[FfmpegProcess], None] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> tuple[MediaInfo, MediaInfo] | None:
-    """Compress the original; replace it only once the result verifies.
-
-    Returns (before, after), or None when H.265 came out no smaller (the original stays).
-    Raises MediaError when encoding or verification fails (the original stays).
-    """
-    source = directory / ORIGINAL
-    before = await probe_media(tools.ffprobe, source)
-    work = directory / ".compress"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    try:
-        rc, tail = await _background_run(
-            compress_args(Path(source.name), Path(work.name), tools, options),
-            directory, tools, "compress", label, on_start=on_start, on_progress=on_progress,
-        )  # fmt: skip
-        if rc != 0:
-            raise MediaError(f"x265 failed rc={rc}: {tail}")
-        after = await probe_media(tools.ffprobe, work / COMPRESSED)
-        # Cuts can only move by a frame or an audio packet: more means frames went missing.
-        if abs(after.duration_s - before.duration_s) > max(0.5, before.duration_s * 0.01):
-            raise MediaError(f"duration {after.duration_s:.2f}s, original {before.duration_s:.2f}s")
-        if after.video_codec != "hevc":
-            raise MediaError(f"codec {after.video_codec}, expected hevc")
-        problem = await decodes(directory, Path(work.name) / COMPRESSED, tools, label)
-        if problem is not None:
-            raise MediaError(problem)
-        if after.bytes >= before.bytes:
-            return None
-        await asyncio.to_thread(_replace_into, work, directory, [COMPRESSED])
-        # Only now, with the verified copy whole under its own name: the download link
-        # (recording.mp4) always finds one complete file, whatever the row says yet.
-        source.unlink(missing_ok=True)
-        return before, after
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 async def ssim(reference: Path, distorted: Path, ffmpeg: str = "ffmpeg") -> float:
