@@ -81,7 +81,8 @@ class Compression:
             # The server died between replacing the file and recording that it did.
             (directory / media.ORIGINAL).unlink(missing_ok=True)
             info = await media.probe_media(self.tools.ffprobe, directory / done)
-            both = info.bytes + (directory / media.FALLBACK).stat().st_size
+            fallback = directory / media.FALLBACK  # absent in a copy from before it existed
+            both = info.bytes + (fallback.stat().st_size if fallback.exists() else 0)
             await self._compressed(rid, dataclasses.replace(info, bytes=both), None)
             return
         original = directory / media.ORIGINAL
