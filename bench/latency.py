@@ -6,10 +6,14 @@ Run from the repository root:
     .venv/bin/python bench/latency.py --quick          # 640x360 source, 20 s
     .venv/bin/python bench/latency.py --size 1280x720  # the full 720/480/360 ladder
     .venv/bin/python bench/latency.py --codecs av1     # an AV1 ladder (ONAIR_LADDER_CODECS)
+    .venv/bin/python bench/latency.py --size 1280x720 --source camera --preset veryfast \
+        --seconds 600                                  # OBS on the same box, 10 minutes
 
 It starts the same private stack as bench/http_load.py (PostgreSQL, nginx-rtmp rendered from
 the product template, `onair serve`), creates a channel and pushes an OBS-style stream to it:
-ffmpeg `-re` from a lavfi test pattern, H.264 (x264 ultrafast, zerolatency, 2 s GOP) + AAC.
+ffmpeg `-re` from a lavfi test pattern (or, with `--source camera`, bench/camera.py's 720p30
+natural-content stand-in, looped), H.264 (x264 `--preset`, ultrafast by default; OBS's
+default is veryfast; zerolatency, 2 s GOP) + AAC, encoded on the same machine.
 Each frame carries its number as a 16-bit barcode in the top eighth of the picture (a 16x1
 `geq` strip scaled up with nearest-neighbour, so it survives scaling and HEVC). The pusher's
 `-progress` output gives when frame n left the encoder; the earliest (report time - n/fps)
@@ -22,8 +26,11 @@ decodes the barcodes of its first and last frames and records
     latency(first frame) = time the segment appeared - push time of its first frame
 
 (what a player that starts on this segment waits at best; the last frame's figure is about one
-segment shorter). The first two segments are skipped (start-up). Results: p50/max per rung in
-bench/results/latency-<date>[-quick].json and .md with the machine's description.
+segment shorter). The first two segments are skipped (start-up). Per rung the p50 of each
+minute is kept (a ladder that falls behind real time shows a rising latency), and the master
+playlist is read every 5 s: which variants it lists over time (sheds and restores).
+Results: p50/max per rung in bench/results/latency-<date>[-quick].json and .md with the
+machine's description.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import camera  # noqa: E402
 from chat import rss_bytes  # noqa: E402
 from harness import (  # noqa: E402
     cpu_seconds,
@@ -66,23 +74,29 @@ POLL_S = 0.1
 SKIP_SEGMENTS = 2
 
 
-def pusher_args(rtmp: str, size: str, kbps: int) -> list[str]:
+def pusher_args(
+    rtmp: str, size: str, kbps: int, preset: str = "ultrafast", clip: Path | None = None
+) -> list[str]:
     """OBS-like H.264 + AAC push whose frames carry their number as a barcode."""
     width, height = (int(x) for x in size.split("x"))
     band = max(16, height // 8)
+    video = ["-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}"]
+    picture = "[0:v]"
+    if clip is not None:
+        video = ["-re", "-stream_loop", "-1", "-i", str(clip)]
+        picture = f"[0:v]scale={width}:{height},fps={FPS}[pic];[pic]"
     graph = (
         f"nullsrc=s={BITS}x1:r={FPS},format=gray,"
         # bit X of the frame number N: white or black
         "geq=lum='255*mod(floor(N/pow(2\\,X))\\,2)',"
         f"scale={width}:{band}:flags=neighbor,format=yuv420p[bar];"
-        "[0:v][bar]overlay=0:0:shortest=1,format=yuv420p[v]"
+        f"{picture}[bar]overlay=0:0:shortest=1,format=yuv420p[v]"
     )
     return [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-        "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}",
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", *video,
         "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         "-filter_complex", graph, "-map", "[v]", "-map", "1:a",
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency",
         "-g", str(2 * FPS), "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k",
         "-bufsize", f"{kbps * 2}k", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "128k",
@@ -183,6 +197,7 @@ async def watch_rung(
             {
                 "segment": name,
                 "frames": len(frames),
+                "at_s": round(visible - clock.pushed_at(0), 1),
                 "first_frame": frames[0],
                 "last_frame": frames[-1],
                 "contiguous": frames == list(range(frames[0], frames[0] + len(frames))),
@@ -261,10 +276,35 @@ def rung_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "last_frame_p50_s": round(statistics.median(last), 2) if last else None,
         # A rising latency means the ladder does not keep up with real time.
         "drift_s": round(first[-1] - first[0], 2) if len(first) > 1 else None,
+        "minute_p50_s": minute_medians(good),
     }
 
 
-async def measure(size: str, kbps: int, seconds: float, codecs: str) -> dict[str, Any]:
+def minute_medians(samples: list[dict[str, Any]]) -> list[float]:
+    """p50 first-frame latency of each whole minute since the push (a partial last one too)."""
+    minutes: dict[int, list[float]] = {}
+    for s in samples:
+        minutes.setdefault(int(s["at_s"] // 60), []).append(s["first_s"])
+    return [round(statistics.median(v), 2) for _, v in sorted(minutes.items())]
+
+
+async def watch_master(
+    session: aiohttp.ClientSession, url: str, until: float, started: float
+) -> list[dict[str, Any]]:
+    """The master's variants every 5 s, kept only when they change: sheds and restores."""
+    timeline: list[dict[str, Any]] = []
+    while time.monotonic() < until:
+        async with session.get(url) as r:
+            variants = sorted(variant_uris(await r.text())) if r.status == 200 else []
+        if not timeline or timeline[-1]["variants"] != variants:
+            timeline.append({"at_s": round(time.monotonic() - started, 1), "variants": variants})
+        await asyncio.sleep(5)
+    return timeline
+
+
+async def measure(
+    size: str, kbps: int, seconds: float, codecs: str, preset: str, clip: Path | None
+) -> dict[str, Any]:
     """Push, wait for the master playlist, watch every rung for `seconds`."""
     overrides = {"ladder_codecs": tuple(codecs.split(","))}
     async with private_stack(overrides=overrides) as stack:
@@ -281,7 +321,7 @@ async def measure(size: str, kbps: int, seconds: float, codecs: str) -> dict[str
         clock = Clock()
         pushed = time.monotonic()
         pusher = await asyncio.create_subprocess_exec(
-            *pusher_args(rtmp, size, kbps),
+            *pusher_args(rtmp, size, kbps, preset, clip),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
@@ -299,10 +339,14 @@ async def measure(size: str, kbps: int, seconds: float, codecs: str) -> dict[str
                 until = time.monotonic() + seconds
                 cost: dict[str, float] = {}
                 sampler = asyncio.create_task(sample_transcoder(stack.server_pid, until, cost))
+                masters = asyncio.create_task(
+                    watch_master(session, f"{base}/master.m3u8", until, pushed)
+                )
                 per_rung = await asyncio.gather(
                     *(watch_rung(session, base, uri, until, clock) for uri in uris)
                 )
                 await sampler
+                timeline = await masters
         finally:
             await stop_process(pusher, signal.SIGINT)
             follower.cancel()
@@ -312,6 +356,7 @@ async def measure(size: str, kbps: int, seconds: float, codecs: str) -> dict[str
         "publish_to_master_s": round(to_master, 2),
         "clock_reports": clock.reports,
         **cost,
+        "master_timeline": timeline,
         "rungs": {name: rung_summary(s) | {"samples": s} for name, s in rungs.items()},
     }
 
@@ -325,21 +370,29 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; {m['ffmpeg'][:22]},"
         f" {m['nginx']}. Load average before {report['load_before']}, after"
         f" {report['load_after']}. Source {report['size']} @ {FPS} fps, {report['kbps']} kbit/s"
-        f" H.264, ladder {report.get('codecs', 'hevc')} + H.264;"
+        f" H.264 ({report.get('source', 'pattern')}, x264"
+        f" {report.get('publisher_preset', 'ultrafast')} on this machine),"
+        f" ladder {report.get('codecs', 'hevc')} + H.264;"
         f" {report['seconds']:.0f} s watched; publish → master playlist"
         f" {report['publish_to_master_s']} s. The live ladder's ffmpeg meanwhile:"
         f" {report.get('transcoder_core_s_per_s')} core-s/s,"
         f" peak RSS {report.get('transcoder_peak_rss_mib')} MiB.",
         "",
         "| rung | segments | first frame p50 s | first frame max s | last frame p50 s"
-        " | drift s | bad |",
-        "|---|---|---|---|---|---|---|",
+        " | drift s | first → last minute p50 s | bad |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["rungs"].items():
+        minutes = r.get("minute_p50_s") or []
+        trend = f"{minutes[0]} → {minutes[-1]}" if minutes else ""
         lines.append(
             f"| {name} | {r['segments']} | {r['first_frame_p50_s']} | {r['first_frame_max_s']}"
-            f" | {r['last_frame_p50_s']} | {r['drift_s']} | {r['bad']} |"
+            f" | {r['last_frame_p50_s']} | {r['drift_s']} | {trend} | {r['bad']} |"
         )
+    lines += ["", "Master playlist over time (variants listed):", ""]
+    for entry in report.get("master_timeline", []):
+        names = ", ".join(v.split("/")[0] for v in entry["variants"])
+        lines.append(f"- {entry['at_s']} s after the push: {names}")
     lines += [
         "",
         "first frame: a segment's first frame pushed → the segment listed in the playlist via"
@@ -359,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0, help="how long to watch")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
     parser.add_argument("--codecs", default="hevc", help="ONAIR_LADDER_CODECS, e.g. av1")
+    parser.add_argument("--source", choices=("pattern", "camera"), default="pattern")
+    parser.add_argument("--preset", default="ultrafast", help="the publisher's x264 preset")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     height = int(args.size.split("x")[1])
@@ -373,12 +428,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "kbps": kbps,
         "seconds": seconds,
         "codecs": args.codecs,
+        "source": args.source,
+        "publisher_preset": args.preset,
         "load_before": load(),
     }
-    report |= asyncio.run(measure(args.size, kbps, seconds, args.codecs))
+    clip = camera.make(60) if args.source == "camera" else None
+    report |= asyncio.run(measure(args.size, kbps, seconds, args.codecs, args.preset, clip))
     report["load_after"] = load()
     report["elapsed_s"] = round(time.monotonic() - started, 1)
-    tag = "-".join(x for x in (f"{height}p", "quick" if args.quick else "", args.tag) if x)
+    parts = (f"{height}p", args.source if args.source != "pattern" else "", args.tag)
+    tag = "-".join(x for x in (*parts[:2], "quick" if args.quick else "", parts[2]) if x)
     write_results(RESULTS, "latency", tag, report, markdown)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import camera  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
 
 from transcoder.ffmpeg.probe import SourceInfo, probe_source  # noqa: E402
@@ -156,24 +157,31 @@ def fetch_clips() -> dict[str, Path]:
     return out
 
 
-def prepare(seconds: float) -> list[Clip]:
-    """Loop the real clips to `seconds` (video only, stream copy) and make a 1080p30 pattern."""
+def prepare(seconds: float, names: Sequence[str] | None = None) -> list[Clip]:
+    """The clips `names` (default all): the real ones looped to `seconds` (video only, stream
+    copy), the camera stand-in (bench/camera.py) and a 1080p30 pattern."""
     clips: list[Clip] = []
+    wanted = set(names or [*CLIPS, "camera720", "pattern1080"])
     for name, src in fetch_clips().items():
+        if name not in wanted:
+            continue
         path = WORK / f"{name}-{seconds:g}s.mp4"
         if not path.exists():
             sh(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                 "-stream_loop", "-1", "-i", str(src), "-t", f"{seconds:g}",
                 "-map", "0:v:0", "-c", "copy", str(path)])  # fmt: skip
         clips.append(Clip(name, path, seconds, real=True))
+    if "camera720" in wanted:
+        clips.append(Clip("camera720", camera.make(seconds), seconds, real=True))
     pattern = WORK / f"pattern1080-{seconds:g}s.mp4"
-    if not pattern.exists():
+    if "pattern1080" in wanted and not pattern.exists():
         # An OBS-like H.264 source: 2 s GOP, high quality, so decode cost is realistic.
         sh(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:duration={seconds:g}",
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "60",
             "-pix_fmt", "yuv420p", str(pattern)])  # fmt: skip
-    clips.append(Clip("pattern1080", pattern, seconds, real=False))
+    if "pattern1080" in wanted:
+        clips.append(Clip("pattern1080", pattern, seconds, real=False))
     return clips
 
 
@@ -470,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--trials", default="", help=f"comma list of {', '.join([*TRIALS, *AV1_TRIALS])}"
     )
-    parser.add_argument("--clips", default="", help="comma list of bbb, bikes, pattern1080")
+    parser.add_argument("--clips", default="", help="bbb,bikes,camera720,pattern1080")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
     parser.add_argument("--seconds", type=float, default=0.0, help="clip length override")
     parser.add_argument("--no-default", action="store_true", help="only the --trials ladders")
@@ -487,9 +495,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ladders[name] = LadderConfig(preset=preset, x265_params=params)
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
-    clips = prepare(seconds)
-    if args.clips:
-        clips = [c for c in clips if c.name in args.clips.split(",")]
+    clips = prepare(seconds, args.clips.split(",") if args.clips else None)
     report: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "quick": args.quick,
