@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import clients, db
+from server.admin import pages as admin_pages
+from server.admin import sessions as admin_sessions
 from server.background import slot
 from server.channels import api as channels_api
 from server.channels import store as channels_store
@@ -44,7 +46,11 @@ async def media_dirs(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     """The one aiohttp application; shutdown runs the contexts in reverse order."""
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware],
+        middlewares=[
+            metrics.metrics_middleware,
+            error_middleware,
+            admin_sessions.session_middleware,  # a dashboard session counts as its principal
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[SETTINGS] = settings
@@ -56,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
             clients.redis_client,
             db.postgres,
             channels_store.channel_store,
+            admin_sessions.admin_sessions,
             streams.live_streams,  # publishers, live sessions and every channel's ladder
             playlists.playlist_cache,
             viewers.viewer_sessions,
@@ -78,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     ):
         app.add_routes(routes)
     pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages
+    admin_pages.setup(app)  # /admin
     chat.attach(app)
     app.router.add_get("/api/openapi.json", openapi.openapi)
     app.router.add_get("/healthz", health.healthz)

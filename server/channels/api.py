@@ -10,7 +10,7 @@ from server.channels.store import CHANNELS, Channel, check_slug, check_title
 from server.live.streams import STREAMS
 from server.live.viewers import VIEWERS
 from server.web.auth import path_slug, require_admin
-from server.web.errors import read_json_object
+from server.web.errors import ApiError, read_json_object
 
 routes = web.RouteTableDef()
 
@@ -53,6 +53,30 @@ async def create_channel(request: web.Request) -> web.Response:
     title = check_title(body.get("title", slug))
     channel, key = await request.app[CHANNELS].create(slug, title)
     return web.json_response({"slug": channel.slug, "stream_key": key}, status=201)
+
+
+@routes.patch("/api/channels/{slug}")
+async def update_channel(request: web.Request) -> web.Response:
+    """Admin: change the title and/or disable (a live publisher is dropped within ~10 s) or
+    enable publishing; answers the channel as GET shows it."""
+    require_admin(request)
+    slug = path_slug(request)
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"title", "disabled"})
+    if unknown:
+        raise ApiError(f"unknown fields: {', '.join(unknown)} (send title and/or disabled)")
+    if not body:
+        raise ApiError("send title and/or disabled")
+    disabled = body.get("disabled")
+    if "disabled" in body and not isinstance(disabled, bool):
+        raise ApiError("disabled must be true or false")
+    store = request.app[CHANNELS]
+    await store.get(slug)
+    if "title" in body:
+        await store.set_title(slug, check_title(body["title"]))
+    if isinstance(disabled, bool):
+        await store.set_disabled(slug, disabled)
+    return web.json_response(channel_json(request, await store.get(slug)))
 
 
 @routes.post("/api/channels/{slug}/rotate-key")

@@ -145,8 +145,16 @@ class ChannelStore:
             raise NotFound(f"no channel {slug}")
         return key
 
+    async def set_title(self, slug: str, title: str) -> None:
+        """Rename a channel (the slug stays)."""
+        done = await self.db.execute("UPDATE channels SET title = $2 WHERE slug = $1", slug, title)
+        self._changed()
+        if done == "UPDATE 0":
+            raise NotFound(f"no channel {slug}")
+
     async def set_disabled(self, slug: str, disabled: bool) -> None:
-        """Disable (or enable) publishing on a channel."""
+        """Disable (or enable) publishing on a channel; a live publisher is dropped by the
+        next update hook (server/live/hooks.py)."""
         done = await self.db.execute(
             "UPDATE channels SET disabled = $2 WHERE slug = $1", slug, disabled
         )

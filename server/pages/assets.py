@@ -19,6 +19,7 @@ REQUIRED_ASSETS = (
     "onair.css",
     "watch.js",
     "index.js",
+    "admin.js",
     "vendor/hls.light.min.js",
     "vendor/socket.io.min.js",
 )

@@ -1,8 +1,10 @@
-"""Who may do what: the admin bearer token, and path slugs that are never a path."""
+"""Who may do what: the admin bearer token or a dashboard session, and path slugs that are
+never a path."""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -20,15 +22,32 @@ def bearer_token(request: web.Request) -> bytes:
     return given.strip().encode("utf-8", "surrogateescape")
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who a dashboard session signed in as: the admin, or one channel's streamer."""
+
+    role: str  # "admin" or "streamer"
+    channel: str | None  # the streamer's channel
+
+
+# Set by the admin sessions middleware (server/admin/sessions.py) when the request carries a
+# live session cookie and, for a state change, its CSRF token.
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
 def is_admin(request: web.Request) -> bool:
-    """True when the request carries ONAIR_ADMIN_TOKEN; compared in constant time."""
+    """True for `Authorization: Bearer <ONAIR_ADMIN_TOKEN>` (constant-time compare) or an
+    admin's dashboard session."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.role == "admin":
+        return True
     token = request.app[SETTINGS].admin_token
     given = bearer_token(request)
     return bool(token and given) and hmac.compare_digest(given, token.encode())
 
 
 def require_admin(request: web.Request) -> None:
-    """401 unless `Authorization: Bearer <ONAIR_ADMIN_TOKEN>`."""
+    """401 unless the admin token or an admin's dashboard session."""
     if not is_admin(request):
         raise Unauthorized("admin token required")
 

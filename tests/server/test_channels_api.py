@@ -144,3 +144,33 @@ async def test_wrong_method_and_unknown_route_are_json(client: TestClient) -> No
     missing = await client.get("/api/nothing-here")
     assert missing.status == 404
     assert "error" in await missing.json()
+
+
+async def test_patch_renames_disables_and_enables(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    await client.post("/api/channels", json={"slug": "tv", "title": "TV"}, headers=admin)
+    renamed = await client.patch("/api/channels/tv", json={"title": " Late TV "}, headers=admin)
+    assert renamed.status == 200
+    assert (await renamed.json())["title"] == "Late TV"
+    off = await client.patch("/api/channels/tv", json={"disabled": True}, headers=admin)
+    assert (await off.json())["disabled"] is True
+    assert (await (await client.get("/api/channels/tv")).json())["disabled"] is True
+    on = await client.patch("/api/channels/tv", json={"disabled": False}, headers=admin)
+    body = await on.json()
+    assert (body["title"], body["disabled"]) == ("Late TV", False)
+
+    for body, words in (
+        ({}, "send title and/or disabled"),
+        ({"slug": "other"}, "unknown fields: slug"),
+        ({"disabled": "yes"}, "disabled must be true or false"),
+        ({"title": ""}, "title must be non-empty"),
+        ({"title": "x" * 201}, "title must be non-empty"),
+    ):
+        bad = await client.patch("/api/channels/tv", json=body, headers=admin)
+        assert bad.status == 400, body
+        assert words in (await bad.json())["error"], body
+    assert (await (await client.get("/api/channels/tv")).json())["title"] == "Late TV"
+    assert (await client.patch("/api/channels/tv", json={"title": "No"})).status == 401
+    missing = await client.patch("/api/channels/nope", json={"title": "N"}, headers=admin)
+    assert missing.status == 404

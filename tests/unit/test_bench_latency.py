@@ -60,8 +60,14 @@ def test_clock_takes_the_earliest_estimate_of_frame_zero() -> None:
 
 
 def test_rung_summary_uses_only_contiguous_segments() -> None:
-    good = [{"first_s": f, "last_s": f - 2, "contiguous": True} for f in (3.0, 3.2, 3.4)]
-    bad = [{"first_s": 9.0, "last_s": 9.0, "contiguous": False}, {"error": "HTTP 404"}]
+    good = [
+        {"at_s": at, "first_s": f, "last_s": f - 2, "contiguous": True}
+        for at, f in ((10.0, 3.0), (50.0, 3.2), (70.0, 3.4))
+    ]
+    bad = [
+        {"at_s": 80.0, "first_s": 9.0, "last_s": 9.0, "contiguous": False},
+        {"error": "HTTP 404"},
+    ]
     summary = latency.rung_summary(good + bad)
     assert summary["segments"] == 3
     assert summary["bad"] == 2
@@ -69,6 +75,7 @@ def test_rung_summary_uses_only_contiguous_segments() -> None:
     assert summary["first_frame_max_s"] == 3.4
     assert summary["last_frame_p50_s"] == 1.2
     assert summary["drift_s"] == 0.4
+    assert summary["minute_p50_s"] == [3.1, 3.4]  # minute 0: 3.0 and 3.2; minute 1: 3.4
 
 
 def test_chat_percentile_and_rate_per_thousand() -> None:

@@ -1,0 +1,158 @@
+"""/admin: sign in with a token, the channels page, sign out.
+
+The pages only render; every change goes through the JSON API (the session cookie plus the
+CSRF token the page carries), so the dashboard can do nothing the API would not allow.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from server.admin.sessions import (
+    COOKIE,
+    SESSION,
+    SESSIONS,
+    SIGN_IN_PATH,
+    address,
+    clear_cookie,
+    set_cookie,
+)
+from server.chat.limits import TokenBucket
+from server.pages.render import PAGES
+from server.settings import SETTINGS
+from server.web.auth import PRINCIPAL, Principal
+from server.web.net import address_key, is_loopback
+
+log = logging.getLogger("onair.admin")
+routes = web.RouteTableDef()
+
+# Wrong tokens per address: 5, then one more every 12 s.
+SIGN_IN_TRIES = 5
+SIGN_IN_PERIOD = 60.0
+MAX_TOKEN = 256
+
+
+class SignInLimiter:
+    """Wrong-token buckets per address (an IPv6 /64): a right token costs nothing."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, TokenBucket] = {}
+
+    def allowed(self, key: str) -> bool:
+        """True while the address may try another token."""
+        bucket = self.buckets.get(key)
+        return bucket is None or bucket.has_token()
+
+    def failed(self, key: str) -> None:
+        """Count a wrong token; full buckets are forgotten so the table stays small."""
+        now = time.monotonic()
+        for old in [k for k, b in self.buckets.items() if k != key and b.full(now)]:
+            del self.buckets[old]
+        bucket = self.buckets.setdefault(key, TokenBucket(SIGN_IN_TRIES, SIGN_IN_PERIOD))
+        if bucket.has_token(now):
+            bucket.take()
+
+
+LIMITER: web.AppKey[SignInLimiter] = web.AppKey("admin_sign_in_limiter", SignInLimiter)
+
+
+def obs_server(request: web.Request) -> str:
+    """The OBS "Server" field: rtmp://<public host>[:port]/live."""
+    settings = request.app[SETTINGS]
+    host = urlsplit(settings.public_url).hostname if settings.public_url else None
+    host = host or urlsplit(f"//{request.host}").hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    port = "" if settings.rtmp_port == 1935 else f":{settings.rtmp_port}"
+    return f"rtmp://{host}{port}/live"
+
+
+def check_token(request: web.Request, token: str) -> Principal | None:
+    """Who the token signs in as, or None."""
+    admin = request.app[SETTINGS].admin_token
+    if admin and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), admin.encode()):
+        return Principal("admin", None)
+    return None
+
+
+def same_origin(request: web.Request) -> bool:
+    """A form post from another site (login CSRF) carries a foreign Origin. Behind nginx the
+    browser's host and port come in X-Forwarded-Host (nginx's Host header drops the port)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    host = request.host
+    if is_loopback(request.remote or "") and "X-Forwarded-Host" in request.headers:
+        host = request.headers["X-Forwarded-Host"]
+    return urlsplit(origin).netloc == host
+
+
+@routes.get("/admin")
+async def admin_home(request: web.Request) -> web.Response:
+    """The channels page when signed in, else the sign-in form."""
+    pages = request.app[PAGES]
+    session = request.get(SESSION)
+    if session is None:
+        return pages.render("admin_sign_in.html", error="")
+    return pages.render(
+        "admin_channels.html",
+        csrf=session.csrf,
+        obs_server=obs_server(request),
+        role=session.principal.role,
+    )
+
+
+@routes.post(SIGN_IN_PATH)
+async def sign_in(request: web.Request) -> web.Response:
+    """Check the token; a right one starts a session and goes to /admin."""
+    pages = request.app[PAGES]
+    if not same_origin(request):
+        return pages.render("admin_sign_in.html", status=403, error="Sign in from this site.")
+    who = address(request)
+    key = address_key(who)
+    limiter = request.app[LIMITER]
+    if not limiter.allowed(key):
+        log.warning("admin sign-in refused reason=rate_limited address=%s", who)
+        response = pages.render(
+            "admin_sign_in.html",
+            status=429,
+            error="Too many wrong tokens from your address. Try again in a minute.",
+        )
+        response.headers["Retry-After"] = str(int(SIGN_IN_PERIOD / SIGN_IN_TRIES))
+        return response
+    form = await request.post()
+    token = form.get("token", "")
+    principal = check_token(request, token) if isinstance(token, str) else None
+    if principal is None or not isinstance(token, str) or len(token) > MAX_TOKEN:
+        limiter.failed(key)
+        log.warning("admin sign-in refused reason=wrong_token address=%s", who)
+        return pages.render("admin_sign_in.html", status=401, error="That token is not valid.")
+    cookie, _ = await request.app[SESSIONS].create(principal)
+    log.info(
+        "admin signed in role=%s channel=%s address=%s", principal.role, principal.channel, who
+    )
+    response = web.HTTPSeeOther("/admin")
+    set_cookie(request, response, cookie)
+    raise response
+
+
+@routes.post("/admin/sign-out")
+async def sign_out(request: web.Request) -> web.Response:
+    """End the session server-side (the middleware has checked its CSRF token)."""
+    if request.get(PRINCIPAL) is not None:
+        await request.app[SESSIONS].delete(request.cookies[COOKIE])
+        log.info("admin signed out address=%s", address(request))
+    response = web.HTTPSeeOther("/admin")
+    clear_cookie(request, response)
+    raise response
+
+
+def setup(app: web.Application) -> None:
+    """Add the /admin pages."""
+    app[LIMITER] = SignInLimiter()
+    app.add_routes(routes)

@@ -1,0 +1,135 @@
+"""The admin dashboard in Chromium against a real stack and a real FFmpeg publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.conftest import ARTIFACTS, Watched, open_page
+from tests.conftest import LiveStack, Publisher, get_json
+
+pytestmark = [pytest.mark.media]
+
+LIVE_TIMEOUT = 60_000  # ms: nginx-rtmp's publish hook, then the list's next refresh
+# Rotating the key drops the publisher at nginx-rtmp's next update hook (every 10 s) or so.
+DROP_TIMEOUT = 30.0
+A_KEY = re.compile(r"\S{20,}")  # what any stream key the page shows looks like
+
+
+async def sign_in(page: Page, token: str) -> None:
+    """Type a token and press Sign in, as an operator does."""
+    await page.get_by_label("Token", exact=True).fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def signed_in(browser: Browser, stack: LiveStack, phone: bool = False) -> Watched:
+    """The channels page after signing in with the admin token."""
+    watched = await open_page(browser, f"{stack.http}/admin", phone=phone)
+    await sign_in(watched.page, stack.settings.admin_token)
+    await expect(watched.page.get_by_role("heading", name="Channels", exact=True)).to_be_visible()
+    return watched
+
+
+async def create(page: Page, slug: str, title: str) -> str:
+    """Create a channel through the form; returns the stream key the page shows once."""
+    await page.get_by_label("Slug", exact=True).fill(slug)
+    await page.get_by_label("Title", exact=True).fill(title)
+    await page.get_by_role("button", name="Create", exact=True).click()
+    key = page.get_by_label("Stream key", exact=True)
+    await expect(key).to_have_text(A_KEY)
+    return (await key.text_content() or "").strip()
+
+
+async def exited(publisher: Publisher, timeout: float) -> bool:
+    """True when the publishing FFmpeg has ended within timeout (nginx dropped it)."""
+    try:
+        await asyncio.wait_for(publisher.process.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_operator_signs_in_creates_goes_live_rotates_and_deletes(
+    live_stack: LiveStack, browser: Browser, publish
+) -> None:  # type: ignore[no-untyped-def]
+    watched = await open_page(browser, f"{live_stack.http}/admin")
+    page = watched.page
+    await page.screenshot(path=ARTIFACTS / "admin-sign-in.png")
+    await sign_in(page, "not-the-admin-token-at-all")
+    await expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+    await sign_in(page, live_stack.settings.admin_token)
+    await expect(page.get_by_role("heading", name="Channels", exact=True)).to_be_visible()
+
+    key = await create(page, "show", "The Show")
+    server = (await page.get_by_label("Server", exact=True).text_content() or "").strip()
+    assert server == f"rtmp://127.0.0.1:{live_stack.settings.rtmp_port}/live"
+    row = page.locator('tr[data-slug="show"]')
+    await expect(row.get_by_label("Title of show")).to_have_value("The Show")
+
+    publisher = await publish(f"{server}/{key}")
+    await expect(row.locator(".badge")).to_have_text("Live", timeout=LIVE_TIMEOUT)
+    await expect(row.locator("td").nth(3)).not_to_be_empty()  # uptime
+    await page.screenshot(path=ARTIFACTS / "admin-channels.png", full_page=True)
+
+    # The key is shown once: a reload does not bring it back.
+    await page.reload()
+    await expect(page.get_by_label("Stream key", exact=True)).to_be_hidden()
+    assert key not in await page.content()
+    row = page.locator('tr[data-slug="show"]')
+
+    await row.get_by_role("button", name="Rotate key").click()
+    new_key = page.get_by_label("Stream key", exact=True)
+    await expect(new_key).to_have_text(A_KEY)
+    assert (await new_key.text_content() or "").strip() != key
+    assert await exited(publisher, DROP_TIMEOUT), "the old key's publisher kept streaming"
+    await expect(row.locator(".badge")).to_have_text("Offline", timeout=LIVE_TIMEOUT)
+
+    title = row.get_by_label("Title of show")
+    await title.fill("Late show")
+    await row.get_by_role("button", name="Save title").click()
+    await expect(page.get_by_role("status")).to_have_text("Title of show saved.")
+    assert (await get_json(f"{live_stack.http}/api/channels/show"))[1]["title"] == "Late show"
+
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row.locator(".badge")).to_have_text("Disabled")
+    assert (await get_json(f"{live_stack.http}/api/channels/show"))[1]["disabled"] is True
+    await row.get_by_role("button", name="Enable").click()
+    await expect(row.locator(".badge")).to_have_text("Offline")
+
+    # Delete asks first; Cancel keeps the channel.
+    await row.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Delete channel show?")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(page.get_by_role("status")).to_have_text("Nothing deleted.")
+    assert (await get_json(f"{live_stack.http}/api/channels/show"))[0] == 200
+    await row.get_by_role("button", name="Delete").click()
+    await dialog.get_by_role("button", name="Delete channel").click()
+    await expect(page.locator('tr[data-slug="show"]')).to_have_count(0)
+    assert (await get_json(f"{live_stack.http}/api/channels/show"))[0] == 404
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("Token", exact=True)).to_be_visible()
+    assert await watched.problems() == []
+
+
+async def test_channels_page_at_phone_width_by_keyboard(
+    live_stack: LiveStack, browser: Browser
+) -> None:
+    watched = await signed_in(browser, live_stack, phone=True)
+    page = watched.page
+    # Keyboard only: focus the Slug field, type, Tab to Title, Enter submits the form.
+    await page.get_by_label("Slug", exact=True).focus()
+    await page.keyboard.type("phone-show")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("On the phone")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Stream key", exact=True)).to_have_text(A_KEY)
+    await expect(page.locator('tr[data-slug="phone-show"]')).to_be_visible()
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
+    await page.screenshot(path=ARTIFACTS / "admin-channels-phone.png", full_page=True)
+    assert await watched.problems() == []
