@@ -1,4 +1,4 @@
-"""/admin: sign in with a token, the channels page, sign out.
+"""/admin: sign in with a token, the channels page, a channel's page, sign out.
 
 The pages only render; every change goes through the JSON API (the session cookie plus the
 CSRF token the page carries), so the dashboard can do nothing the API would not allow.
@@ -22,10 +22,12 @@ from server.admin.sessions import (
     clear_cookie,
     set_cookie,
 )
+from server.channels.store import CHANNELS
 from server.chat.limits import TokenBucket
 from server.pages.render import PAGES
 from server.settings import SETTINGS
-from server.web.auth import PRINCIPAL, Principal
+from server.web.auth import PRINCIPAL, Principal, path_slug
+from server.web.errors import NotFound
 from server.web.net import address_key, is_loopback
 
 log = logging.getLogger("onair.admin")
@@ -105,6 +107,21 @@ async def admin_home(request: web.Request) -> web.Response:
         obs_server=obs_server(request),
         role=session.principal.role,
     )
+
+
+@routes.get("/admin/channels/{slug}")
+async def admin_channel(request: web.Request) -> web.Response:
+    """One channel's page: moderators, bans, recordings, videos (admins; else sign in)."""
+    pages = request.app[PAGES]
+    session = request.get(SESSION)
+    if session is None or session.principal.role != "admin":
+        raise web.HTTPSeeOther("/admin")
+    slug = request.match_info["slug"]
+    try:
+        channel = await request.app[CHANNELS].get(path_slug(request))
+    except NotFound:
+        return pages.render("not_found.html", status=404, slug=slug[:60])
+    return pages.render("admin_channel.html", csrf=session.csrf, channel=channel)
 
 
 @routes.post(SIGN_IN_PATH)

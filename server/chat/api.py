@@ -1,4 +1,4 @@
-"""REST for chat: message history pages (public) and moderator tokens (admin)."""
+"""REST for chat: message history pages (public), moderator tokens and bans (admin)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiohttp import web
 from server.channels.store import CHANNELS
 from server.chat import store as chat_store
 from server.chat.limits import MESSAGE_ID_RE, clean_name
+from server.chat.room import CHAT
 from server.db import DB
 from server.web.auth import path_slug, require_admin
 from server.web.errors import ApiError, NotFound, read_json_object
@@ -79,4 +80,38 @@ async def revoke_moderator(request: web.Request) -> web.Response:
         raise NotFound(f"no moderator {raw[:20]}")
     if not await chat_store.revoke_moderator(request.app[DB], slug, int(raw)):
         raise NotFound(f"no moderator {raw}")
+    return web.Response(status=204)
+
+
+@routes.get("/api/channels/{slug}/bans")
+async def list_bans(request: web.Request) -> web.Response:
+    """Admin: the channel's bans in force, newest first (never the address hashes)."""
+    require_admin(request)
+    slug = path_slug(request)
+    await request.app[CHANNELS].get(slug)
+    found = await chat_store.list_bans(request.app[DB], slug)
+    return web.json_response(
+        [
+            {
+                "id": b.id,
+                "user_id": b.user_id,
+                "name": b.name,
+                "created_at": b.created_at.isoformat(),
+                "until": b.until.isoformat() if b.until else None,
+            }
+            for b in found
+        ]
+    )
+
+
+@routes.delete("/api/channels/{slug}/bans/{ban_id}")
+async def unban(request: web.Request) -> web.Response:
+    """Admin: lift a ban; the user may chat again at once (other bans on them stay)."""
+    require_admin(request)
+    slug = path_slug(request)
+    raw = request.match_info["ban_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise NotFound(f"no ban {raw[:20]}")
+    if not await request.app[CHAT].moderation.unban(slug, int(raw)):
+        raise NotFound(f"no ban {raw}")
     return web.Response(status=204)

@@ -143,6 +143,11 @@ class FallbackState:
         await self.local.ban(channel, ban_keys, until)
         await self._call(lambda: self.remote.ban(channel, ban_keys, until), _nothing)
 
+    async def unban(self, channel: str, ban_keys: list[str]) -> None:
+        """See ChatState.unban; memory forgets it too."""
+        await self.local.unban(channel, ban_keys)
+        await self._call(lambda: self.remote.unban(channel, ban_keys), _nothing)
+
     async def history(self, channel: str) -> list[MessagePayload] | None:
         """See ChatState.history."""
         return await self._call(

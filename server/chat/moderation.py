@@ -125,6 +125,22 @@ class Moderation:
         )  # fmt: skip
         return {"ok": True}
 
+    async def unban(self, channel: str, ban_id: int) -> bool:
+        """Lift one ban (the admin API's Unban); other bans on the same user or address stay
+        in force. False when the channel has no such ban."""
+        ban = await store.remove_ban(self.db, channel, ban_id)
+        if ban is None:
+            return False
+        keys = ban_keys(ban.user_id, ban.ip_hash)
+        await self.state.unban(channel, keys)
+        for other in await store.active_bans(self.db):
+            shared = set(ban_keys(other.user_id, other.ip_hash)) & set(keys)
+            if other.channel == channel and shared:
+                until = other.until.timestamp() if other.until else None
+                await self.state.ban(channel, sorted(shared), until)
+        log.info("chat unban channel=%s ban=%d", channel, ban_id)
+        return True
+
     async def on_slow_mode(self, sid: str, data: Any) -> Ack:
         """Moderator `slow_mode {channel, seconds}` (0 turns it off)."""
         found = await self.moderating(sid, data)

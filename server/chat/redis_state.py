@@ -142,6 +142,11 @@ class RedisState:
         """See ChatState.ban (0 stands for "for good")."""
         await self._ban(keys=[_key(channel, "bans")], args=[until or 0, *ban_keys])
 
+    async def unban(self, channel: str, ban_keys: list[str]) -> None:
+        """See ChatState.unban."""
+        if ban_keys:
+            await self._redis.hdel(_key(channel, "bans"), *ban_keys)
+
     async def history(self, channel: str) -> list[MessagePayload] | None:
         """See ChatState.history."""
         async with self._redis.pipeline(transaction=False) as pipe:

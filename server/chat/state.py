@@ -32,6 +32,9 @@ class ChatState(Protocol):
     async def ban(self, channel: str, ban_keys: list[str], until: float | None) -> None:
         """Ban keys until an epoch time (None: for good)."""
 
+    async def unban(self, channel: str, ban_keys: list[str]) -> None:
+        """Lift every ban on these keys (the caller re-applies other bans that cover them)."""
+
     async def history(self, channel: str) -> list[MessagePayload] | None:
         """The recent messages, oldest first; None until seeded from PostgreSQL."""
 
@@ -115,6 +118,12 @@ class MemoryState:
         bans = self._bans.setdefault(channel, {})
         for key in ban_keys:
             bans[key] = max(bans.get(key, 0.0), until if until is not None else float("inf"))
+
+    async def unban(self, channel: str, ban_keys: list[str]) -> None:
+        """See ChatState.unban."""
+        bans = self._bans.get(channel, {})
+        for key in ban_keys:
+            bans.pop(key, None)
 
     async def history(self, channel: str) -> list[MessagePayload] | None:
         """See ChatState.history."""

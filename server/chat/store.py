@@ -240,6 +240,42 @@ async def stored_bans(db: asyncpg.Pool) -> list[StoredBan]:
     ]
 
 
+@dataclass(frozen=True)
+class ListedBan:
+    """A ban in force as the admin API lists it, named by what the user last called themselves."""
+
+    id: int
+    user_id: str | None
+    name: str | None
+    created_at: datetime
+    until: datetime | None
+
+
+async def list_bans(db: asyncpg.Pool, channel: str) -> list[ListedBan]:
+    """The channel's bans in force, newest first."""
+    rows = await db.fetch(
+        """SELECT b.id, b.user_id, b.created_at, b.expires_at,
+                  (SELECT m.user_name FROM chat_messages m
+                    WHERE m.channel = b.channel AND m.user_id = b.user_id
+                    ORDER BY m.id DESC LIMIT 1) AS name
+           FROM chat_bans b
+           WHERE b.channel = $1 AND (b.expires_at IS NULL OR b.expires_at > now())
+           ORDER BY b.id DESC""",
+        channel,
+    )
+    return [
+        ListedBan(r["id"], r["user_id"], r["name"], r["created_at"], r["expires_at"]) for r in rows
+    ]
+
+
+async def remove_ban(db: asyncpg.Pool, channel: str, ban_id: int) -> Ban | None:
+    """Delete one of the channel's bans; returns what it banned, or None if there was none."""
+    row = await db.fetchrow(
+        "DELETE FROM chat_bans WHERE channel = $1 AND id = $2 RETURNING *", channel, ban_id
+    )
+    return None if row is None else Ban(row["channel"], row["user_id"], row["ip_hash"], None)
+
+
 async def last_ip_hash(db: asyncpg.Pool, channel: str, user_id: str) -> str | None:
     """The address hash a user last wrote from in a channel (to ban someone who left)."""
     value = await db.fetchval(

@@ -19,7 +19,9 @@ REQUIRED_ASSETS = (
     "onair.css",
     "watch.js",
     "index.js",
+    "admin_common.js",
     "admin.js",
+    "admin_channel.js",
     "vendor/hls.light.min.js",
     "vendor/socket.io.min.js",
 )

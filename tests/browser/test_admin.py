@@ -8,8 +8,14 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS, Watched, open_page
+from server.db import DB
+from server.recordings.service import RECORDINGS
+from server.recordings.store import new_id
+from tests.browser.conftest import ARTIFACTS, Watched, new_channel, open_page
+from tests.browser.test_chat_page import joined, pick_name, say
 from tests.conftest import LiveStack, Publisher, get_json
+from tests.recordings.conftest import make_part
+from transcoder.recordings import media
 
 pytestmark = [pytest.mark.media]
 
@@ -133,3 +139,107 @@ async def test_channels_page_at_phone_width_by_keyboard(
     assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
     await page.screenshot(path=ARTIFACTS / "admin-channels-phone.png", full_page=True)
     assert await watched.problems() == []
+
+
+async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
+    live_stack: LiveStack, browser: Browser
+) -> None:
+    await new_channel(live_stack, "talk", "Talk")
+    admin = await signed_in(browser, live_stack)
+    page = admin.page
+    await page.locator('tr[data-slug="talk"]').get_by_role("link", name="Manage talk").click()
+    await expect(page.get_by_role("heading", name="Talk", exact=True)).to_be_visible()
+
+    await page.get_by_label("Name", exact=True).fill("mod")
+    await page.get_by_role("button", name="Add moderator").click()
+    link = page.get_by_label("Moderator link", exact=True)
+    await expect(link).to_have_text(re.compile(r"/watch/talk#token=\S{20,}$"))
+    moderator_url = (await link.text_content() or "").strip()
+    moderators = page.locator("#moderators li")
+    await expect(moderators).to_have_count(1)
+    await expect(moderators.first).to_contain_text("mod")
+
+    # The link makes a moderator on the watch page; they ban a viewer.
+    moderator = await open_page(browser, moderator_url)
+    viewer = await open_page(browser, f"{live_stack.http}/watch/talk")
+    mod_page, viewer_page = await joined(moderator), await joined(viewer)
+    await expect(mod_page.locator("#mod-tools")).to_be_visible()
+    await pick_name(viewer_page, "troll")
+    await say(viewer_page, "first words")
+    line = mod_page.locator("#messages li", has_text="first words")
+    await line.get_by_role("button", name="Ban troll").click()
+    await expect(mod_page.locator("#chat-status")).to_have_text("troll is banned.")
+    await say(viewer_page, "still here?")
+    await expect(viewer_page.locator("#chat-status")).to_have_text("You are banned from this chat.")
+
+    # Unban on the channel page: the viewer may talk again at once.
+    bans = page.locator("#bans li")
+    await expect(bans).to_have_count(1, timeout=15_000)  # the page refreshes every 5 s
+    await expect(bans.first).to_contain_text("troll")
+    await page.screenshot(path=ARTIFACTS / "admin-channel.png", full_page=True)
+    await bans.first.get_by_role("button", name="Unban").click()
+    await expect(page.get_by_role("status")).to_have_text("troll may chat again.")
+    await expect(bans).to_have_count(0)
+    # A banned page stops offering the box; coming back (a reload) they may talk again.
+    await viewer_page.reload()
+    await joined(viewer)
+    await say(viewer_page, "back again")
+    back = mod_page.locator("#messages li", has_text="back again")
+    await expect(back.locator(".who")).to_have_text("troll")  # the same name, unbanned
+
+    # Revoke: the moderator's next action is refused.
+    await moderators.first.get_by_role("button", name="Revoke").click()
+    await expect(moderators).to_have_count(0)
+    await back.get_by_role("button", name="Delete message from troll").click()
+    await expect(mod_page.locator("#chat-status")).to_have_text("Only moderators can do that.")
+    await expect(viewer_page.locator("#messages li", has_text="back again")).to_have_count(1)
+    for watched in (admin, moderator, viewer):
+        assert await watched.problems() == []
+
+
+async def test_channel_page_lists_a_recording_and_deletes_it_after_asking(
+    live_stack: LiveStack, browser: Browser
+) -> None:
+    app = live_stack.app
+    recordings = app[RECORDINGS]
+    await recordings.recovered.wait()
+    await new_channel(live_stack, "archive", "Archive")
+    rid = new_id()
+    folder = recordings.directory("archive", rid)
+    folder.mkdir(parents=True)
+    await make_part(folder / "part-0001.ts", 4)
+    made = await media.finalize(folder, recordings.tools, "test")
+    await app[DB].execute(
+        "INSERT INTO recordings (id, channel, state, host, started_at, duration_s, bytes) "
+        "VALUES ($1, 'archive', 'ready', $2, now(), $3, $4)",
+        rid, recordings.node, made.duration_s, made.bytes,
+    )  # fmt: skip
+
+    admin = await signed_in(browser, live_stack)
+    page = admin.page
+    await page.goto(f"{live_stack.http}/admin/channels/archive")
+    item = page.locator(f'#recordings li[data-id="{rid}"]')
+    await expect(item).to_contain_text("ready")
+    await expect(item).to_contain_text(re.compile(r"\d+ (kB|MB)"))
+    await expect(item.get_by_role("link", name="MP4")).to_have_attribute(
+        "href", re.compile(rf"^/vod/archive/{rid}/")
+    )
+    await item.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Delete the recording of")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(item).to_have_count(1)
+    await item.get_by_role("button", name="Delete").click()
+    await dialog.get_by_role("button", name="Delete", exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text("Recording deleted.")
+    await expect(item).to_have_count(0)
+    assert not folder.exists()
+    assert (await get_json(f"{live_stack.http}/api/channels/archive/recordings"))[1] == []
+    assert await admin.problems() == []
+
+
+async def test_channel_page_needs_a_session(live_stack: LiveStack, browser: Browser) -> None:
+    await new_channel(live_stack, "private")
+    watched = await open_page(browser, f"{live_stack.http}/admin/channels/private")
+    await expect(watched.page.get_by_label("Token", exact=True)).to_be_visible()
+    assert watched.page.url == f"{live_stack.http}/admin"

@@ -5,42 +5,12 @@
   "use strict";
 
   const REFRESH_MS = 4000;
-  const csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
-  const status = document.getElementById("admin-status");
+  const admin = window.OnairAdmin;
+  const api = admin.api, say = admin.say, copyText = admin.copyText, button = admin.button;
   const rows = document.querySelector("#channels tbody");
   const empty = document.getElementById("channels-empty");
   const keyPanel = document.getElementById("key-panel");
-  const confirmDialog = document.getElementById("confirm-delete");
   let refreshTimer = null;
-
-  function say(text, isError) {
-    status.textContent = text;
-    status.classList.toggle("error", Boolean(isError));
-  }
-
-  // One API call; resolves with the JSON body (or null for 204), rejects with the API's words.
-  function api(method, path, body) {
-    const options = {
-      method: method,
-      headers: { "X-CSRF-Token": csrf },
-      credentials: "same-origin",
-    };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(path, options).then(function (response) {
-      if (response.status === 401) {
-        window.location.assign("/admin"); // the session ended: sign in again
-        throw new Error("signed out");
-      }
-      if (response.status === 204) return null;
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
-        return data;
-      });
-    });
-  }
 
   function channelPath(slug) {
     return "/api/channels/" + encodeURIComponent(slug);
@@ -51,16 +21,6 @@
     const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(startedAt)) / 1000));
     const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
     return h ? h + " h " + m + " min" : m ? m + " min" : seconds + " s";
-  }
-
-  function copyText(text, what) {
-    const byHand = function () {
-      say("Select the " + what.toLowerCase() + " and copy it.", true);
-    };
-    if (!navigator.clipboard || !navigator.clipboard.writeText) return byHand();
-    navigator.clipboard.writeText(text).then(function () {
-      say(what + " copied.");
-    }, byHand);
   }
 
   function showKey(slug, key) {
@@ -74,15 +34,6 @@
   function hideKey() {
     document.getElementById("stream-key").textContent = "";
     keyPanel.hidden = true;
-  }
-
-  function button(text, onClick, className) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = text;
-    if (className) b.className = className;
-    b.addEventListener("click", onClick);
-    return b;
   }
 
   function makeRow(channel) {
@@ -114,7 +65,12 @@
     link.href = "/watch/" + encodeURIComponent(slug);
     link.textContent = "/watch/" + slug;
     link.className = "slug";
-    name.append(titleForm, link);
+    const manage = document.createElement("a");
+    manage.href = "/admin/channels/" + encodeURIComponent(slug);
+    manage.textContent = "Manage";
+    manage.setAttribute("aria-label", "Manage " + slug);
+    manage.className = "manage";
+    name.append(titleForm, link, manage);
 
     const state = document.createElement("td");
     const badge = document.createElement("span");
@@ -194,20 +150,13 @@
   }
 
   function confirmDelete(slug) {
-    document.getElementById("confirm-text").textContent = "Delete channel " + slug + "?";
-    confirmDialog.returnValue = "";
-    confirmDialog.onclose = function () {
-      if (confirmDialog.returnValue !== "delete") {
-        say("Nothing deleted.");
-        return;
-      }
+    admin.confirmThen("Delete channel " + slug + "?", function () {
       api("DELETE", channelPath(slug)).then(function () {
         say("Channel " + slug + " deleted.");
         if (document.getElementById("key-channel").textContent === slug) hideKey();
         refresh();
       }, function (err) { say(err.message, true); });
-    };
-    confirmDialog.showModal();
+    });
   }
 
   document.getElementById("new-channel").addEventListener("submit", function (event) {

@@ -1,0 +1,150 @@
+// One channel's admin page: moderators (add: the link shown once; revoke), bans (unban),
+// recordings (MP4, delete) and videos (delete). Lists refresh every few seconds through the
+// JSON API.
+(function () {
+  "use strict";
+
+  const REFRESH_MS = 5000;
+  const admin = window.OnairAdmin;
+  const api = admin.api, say = admin.say, button = admin.button;
+  const slug = document.getElementById("content").dataset.slug;
+  const base = "/api/channels/" + encodeURIComponent(slug);
+
+  function failed(err) {
+    say(err.message, true);
+  }
+
+  function when(iso) {
+    return iso ? new Date(iso).toLocaleString() : "";
+  }
+
+  function size(bytes) {
+    if (bytes === null || bytes === undefined) return "";
+    if (bytes >= 1e9) return (bytes / 1e9).toFixed(2) + " GB";
+    if (bytes >= 1e6) return (bytes / 1e6).toFixed(1) + " MB";
+    return Math.round(bytes / 1e3) + " kB";
+  }
+
+  function duration(seconds) {
+    if (!seconds) return "";
+    const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
+    return m + " min " + s + " s";
+  }
+
+  // Replace a list's items with one <li> per entry; `parts(entry)` gives its text and buttons.
+  function fill(listId, entries, parts) {
+    const list = document.getElementById(listId);
+    list.replaceChildren.apply(list, entries.map(function (entry) {
+      const li = document.createElement("li");
+      li.dataset.id = String(entry.id);
+      parts(entry).forEach(function (part) {
+        if (typeof part === "string") {
+          const span = document.createElement("span");
+          span.textContent = part;
+          li.append(span);
+        } else {
+          li.append(part);
+        }
+      });
+      return li;
+    }));
+    document.getElementById(listId + "-empty").hidden = entries.length > 0;
+  }
+
+  function link(text, href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+
+  function refreshModerators() {
+    return api("GET", base + "/moderators").then(function (found) {
+      fill("moderators", found, function (m) {
+        return [m.name, "since " + when(m.created_at), button("Revoke", function () {
+          api("DELETE", base + "/moderators/" + m.id).then(function () {
+            say("Moderator " + m.name + " revoked: they lose their tools at their next action.");
+            refreshModerators();
+          }, failed);
+        })];
+      });
+    });
+  }
+
+  function refreshBans() {
+    return api("GET", base + "/bans").then(function (found) {
+      fill("bans", found, function (b) {
+        const who = b.name || b.user_id || "an address";
+        const until = b.until ? "until " + when(b.until) : "for good";
+        return [who, until, button("Unban", function () {
+          api("DELETE", base + "/bans/" + b.id).then(function () {
+            say(who + " may chat again.");
+            refreshBans();
+          }, failed);
+        })];
+      });
+    });
+  }
+
+  function refreshRecordings() {
+    return api("GET", base + "/recordings").then(function (found) {
+      fill("recordings", found, function (r) {
+        const parts = [when(r.started_at), r.state, duration(r.duration_s), size(r.bytes)];
+        if (r.mp4_url) parts.push(link("MP4", r.mp4_url));
+        parts.push(button("Delete", function () {
+          admin.confirmThen("Delete the recording of " + when(r.started_at) + "?", function () {
+            api("DELETE", "/api/recordings/" + encodeURIComponent(r.id)).then(function () {
+              say("Recording deleted.");
+              refreshRecordings();
+            }, failed);
+          });
+        }, "danger"));
+        return parts;
+      });
+    });
+  }
+
+  function refreshVideos() {
+    return api("GET", base + "/videos").then(function (found) {
+      fill("videos", found, function (v) {
+        const state = v.state === "transcoding"
+          ? "transcoding " + Math.round(v.progress * 100) + " %"
+          : v.state;
+        const remove = button("Delete", function () {
+          admin.confirmThen("Delete the video " + v.title + "?", function () {
+            api("DELETE", "/api/videos/" + encodeURIComponent(v.id)).then(function () {
+              say("Video deleted.");
+              refreshVideos();
+            }, failed);
+          });
+        }, "danger");
+        return [v.title, state, duration(v.duration_s), size(v.bytes), remove];
+      });
+    });
+  }
+
+  function refresh() {
+    Promise.all([refreshModerators(), refreshBans(), refreshRecordings(), refreshVideos()])
+      .catch(function () { /* keep what is shown; the next refresh tries again */ })
+      .then(function () { setTimeout(refresh, REFRESH_MS); });
+  }
+
+  document.getElementById("add-moderator").addEventListener("submit", function (event) {
+    event.preventDefault();
+    const field = document.getElementById("moderator-name");
+    api("POST", base + "/moderators", { name: field.value.trim() }).then(function (made) {
+      field.value = "";
+      const url = window.location.origin + "/watch/" + encodeURIComponent(slug) +
+        "#token=" + encodeURIComponent(made.token);
+      document.getElementById("moderator-link").textContent = url;
+      document.getElementById("moderator-token-panel").hidden = false;
+      say("Moderator " + made.name + " added.");
+      refreshModerators();
+    }, failed);
+  });
+  document.getElementById("copy-moderator-link").addEventListener("click", function () {
+    admin.copyText(document.getElementById("moderator-link").textContent, "Link");
+  });
+
+  refresh();
+})();
