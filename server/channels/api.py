@@ -1,16 +1,20 @@
-"""REST API: channels (public reads, admin writes) under /api."""
+"""REST API: channels (public reads, admin writes) and their per-channel tokens under /api."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from aiohttp import web
 
-from server.channels.store import CHANNELS, Channel, check_slug, check_title
+from server.channels import tokens
+from server.channels.store import CHANNELS, Channel, channel_in_path, check_slug, check_title
+from server.channels.tokens import ChannelToken
+from server.db import DB
 from server.live.streams import STREAMS
 from server.live.viewers import VIEWERS
 from server.web.auth import path_slug, require_admin
-from server.web.errors import ApiError, read_json_object
+from server.web.errors import ApiError, NotFound, read_json_object
 
 routes = web.RouteTableDef()
 
@@ -93,4 +97,57 @@ async def delete_channel(request: web.Request) -> web.Response:
     """Admin: delete a channel."""
     require_admin(request)
     await request.app[CHANNELS].delete(path_slug(request))
+    return web.Response(status=204)
+
+
+def token_json(token: ChannelToken) -> dict[str, Any]:
+    """A per-channel token as the API lists it (never the secret)."""
+    return {
+        "id": token.id,
+        "role": token.role,
+        "name": token.name,
+        "created_at": token.created_at.isoformat(),
+    }
+
+
+@routes.get("/api/channels/{slug}/tokens")
+async def list_tokens(request: web.Request) -> web.Response:
+    """Admin: the channel's tokens of every role, oldest first."""
+    require_admin(request)
+    slug = await channel_in_path(request)
+    found = await tokens.of_channel(request.app[DB], slug)
+    return web.json_response([token_json(t) for t in found])
+
+
+@routes.post("/api/channels/{slug}/tokens")
+async def create_token(request: web.Request) -> web.Response:
+    """Admin: a token with a role in this channel (moderators have their own endpoint); the
+    answer carries it, shown this once."""
+    require_admin(request)
+    slug = await channel_in_path(request)
+    body = await read_json_object(request)
+    role, name = body.get("role"), body.get("name", "")
+    if role == "moderator":
+        # A moderator's token name is their chat name, under chat's name rules.
+        raise ApiError("make moderator tokens with POST /api/channels/<slug>/moderators")
+    if role not in tokens.ROLES:
+        raise ApiError(f"role must be one of {', '.join(tokens.ROLES)}")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= tokens.MAX_NAME:
+        raise ApiError(f"name must be 1-{tokens.MAX_NAME} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        raise ApiError("name must not hold control characters")
+    made, secret = await tokens.create(request.app[DB], slug, str(role), name.strip())
+    return web.json_response(token_json(made) | {"token": secret}, status=201)
+
+
+@routes.delete("/api/channels/{slug}/tokens/{token_id}")
+async def revoke_token(request: web.Request) -> web.Response:
+    """Admin: revoke a token; it stops working at its holder's next action."""
+    require_admin(request)
+    slug = path_slug(request)
+    raw = request.match_info["token_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise NotFound(f"no token {raw[:20]}")
+    if not await tokens.revoke(request.app[DB], slug, int(raw)):
+        raise NotFound(f"no token {raw}")
     return web.Response(status=204)

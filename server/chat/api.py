@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.channels import tokens
 from server.channels.store import CHANNELS
 from server.chat import store as chat_store
 from server.chat.limits import MESSAGE_ID_RE, clean_name
@@ -52,7 +53,7 @@ async def create_moderator(request: web.Request) -> web.Response:
     name = clean_name(raw)
     if name is None:
         raise ApiError("name must be 1-24 letters, digits, spaces, dots, dashes or underscores")
-    moderator, token = await chat_store.create_moderator(db, slug, name)
+    moderator, token = await tokens.create(db, slug, "moderator", name)
     body_out = {"id": moderator.id, "channel": slug, "name": moderator.name, "token": token}
     return web.json_response(body_out, status=201)
 
@@ -64,7 +65,7 @@ async def list_moderators(request: web.Request) -> web.Response:
     slug = path_slug(request)
     db = request.app[DB]
     await request.app[CHANNELS].get(slug)  # an unknown channel is a 404, as on every sibling
-    found = await chat_store.list_moderators(db, slug)
+    found = await tokens.of_channel(db, slug, "moderator")
     return web.json_response(
         [{"id": m.id, "name": m.name, "created_at": m.created_at.isoformat()} for m in found]
     )
@@ -78,7 +79,7 @@ async def revoke_moderator(request: web.Request) -> web.Response:
     raw = request.match_info["moderator_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"no moderator {raw[:20]}")
-    if not await chat_store.revoke_moderator(request.app[DB], slug, int(raw)):
+    if not await tokens.revoke(request.app[DB], slug, int(raw), "moderator"):
         raise NotFound(f"no moderator {raw}")
     return web.Response(status=204)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from server.channels import tokens
 from server.chat import store
 from server.chat.limits import DB_TIMEOUT, MESSAGE_ID_RE, channel_of, guest_id, refuse
 from server.chat.payloads import Ack, SlowModePayload, UserPayload
@@ -52,7 +53,7 @@ class Moderation:
         """False once the token is revoked: the session then speaks as a viewer in every room
         (no badge, no exemption from bans and slow mode), under the guest id its name has."""
         try:
-            if await store.moderator_exists(self.db, moderator_id, timeout=DB_TIMEOUT):
+            if await tokens.exists(self.db, moderator_id, timeout=DB_TIMEOUT):
                 return True
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             # A revocation is written to PostgreSQL: while it is away, none can be new.
@@ -75,9 +76,7 @@ class Moderation:
         member = session.joined.get(channel) if session and channel else None
         if channel is None or member is None:
             return refuse("not_joined")
-        if member.moderator_id is None or not await store.moderator_exists(
-            self.db, member.moderator_id
-        ):
+        if member.moderator_id is None or not await tokens.exists(self.db, member.moderator_id):
             return refuse("forbidden")
         return channel, member
 

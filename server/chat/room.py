@@ -17,6 +17,7 @@ import asyncpg
 import socketio
 from aiohttp import web
 
+from server.channels import tokens
 from server.channels.store import CHANNELS, ChannelStore
 from server.chat import store
 from server.chat.fallback import FallbackState
@@ -208,7 +209,7 @@ class Chat:
         moderator = None
         if token is not None:
             if isinstance(token, str) and 0 < len(token) <= 200:
-                moderator = await store.moderator_for_token(self.db, token)
+                moderator = await tokens.find(self.db, token, "moderator")
             if moderator is None:
                 raise socketio.exceptions.ConnectionRefusedError("invalid_token")
         address = environ_address(environ)

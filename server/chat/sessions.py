@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.channels.tokens import ChannelToken
 from server.chat.limits import TokenBucket
 from server.chat.payloads import UserPayload
-from server.chat.store import Moderator
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Session:
     """One Socket.IO connection: where it comes from (hashed), what it may do, where it is."""
 
     address_hash: str
-    moderator: Moderator | None
+    moderator: ChannelToken | None  # a moderator token of the channel it names
     bucket: TokenBucket  # messages
     join_bucket: TokenBucket
     joined: dict[str, Member] = field(default_factory=dict)

@@ -1,11 +1,10 @@
-"""Chat in PostgreSQL: batched message writes, history pages, bans and moderator tokens."""
+"""Chat in PostgreSQL: batched message writes, history pages and bans (moderators are
+channel tokens: server/channels/tokens.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -285,69 +284,6 @@ async def last_ip_hash(db: asyncpg.Pool, channel: str, user_id: str) -> str | No
         user_id,
     )
     return str(value) if value is not None else None
-
-
-def _token_hash(token: str) -> bytes:
-    # Tokens carry 192 random bits: one SHA-256 is enough, no slow KDF is needed.
-    return hashlib.sha256(token.encode()).digest()
-
-
-@dataclass(frozen=True)
-class Moderator:
-    """A moderator token's holder: one channel, a label."""
-
-    id: int
-    channel: str
-    name: str
-    created_at: datetime
-
-
-def _moderator(row: asyncpg.Record) -> Moderator:
-    return Moderator(row["id"], row["channel"], row["name"], row["created_at"])
-
-
-async def create_moderator(db: asyncpg.Pool, channel: str, name: str) -> tuple[Moderator, str]:
-    """A new moderator token for a channel; the token is returned this once."""
-    token = secrets.token_urlsafe(24)
-    row = await db.fetchrow(
-        "INSERT INTO chat_moderators (channel, name, token_hash) VALUES ($1, $2, $3) RETURNING *",
-        channel,
-        name,
-        _token_hash(token),
-    )
-    return _moderator(row), token
-
-
-async def list_moderators(db: asyncpg.Pool, channel: str) -> list[Moderator]:
-    """A channel's moderators, oldest first."""
-    rows = await db.fetch("SELECT * FROM chat_moderators WHERE channel = $1 ORDER BY id", channel)
-    return [_moderator(r) for r in rows]
-
-
-async def revoke_moderator(db: asyncpg.Pool, channel: str, moderator_id: int) -> bool:
-    """Delete a moderator token; False when there was none."""
-    done = await db.execute(
-        "DELETE FROM chat_moderators WHERE channel = $1 AND id = $2", channel, moderator_id
-    )
-    return bool(done != "DELETE 0")
-
-
-async def moderator_for_token(db: asyncpg.Pool, token: str) -> Moderator | None:
-    """The moderator a token belongs to, or None (unknown or revoked)."""
-    row = await db.fetchrow(
-        "SELECT * FROM chat_moderators WHERE token_hash = $1", _token_hash(token)
-    )
-    return _moderator(row) if row is not None else None
-
-
-async def moderator_exists(
-    db: asyncpg.Pool, moderator_id: int, timeout: float | None = None
-) -> bool:
-    """True while the token has not been revoked (checked on every moderator action)."""
-    found = await db.fetchval(
-        "SELECT 1 FROM chat_moderators WHERE id = $1", moderator_id, timeout=timeout
-    )
-    return bool(found)
 
 
 def ban_keys(user_id: str | None, ip_hash: str | None) -> list[str]:

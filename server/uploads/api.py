@@ -6,11 +6,12 @@ import re
 
 from aiohttp import web
 
+from server.channels import tokens
 from server.channels.store import channel_in_path
 from server.db import DB
 from server.uploads import store
 from server.uploads.service import UPLOADS
-from server.uploads.store import VIDEO_ID_RE, new_token, upload_json, video_json
+from server.uploads.store import VIDEO_ID_RE, upload_json, video_json
 from server.uploads.tus import require_uploader
 from server.web.auth import path_slug, require_admin
 from server.web.errors import NotFound
@@ -28,8 +29,7 @@ async def create_upload_token(request: web.Request) -> web.Response:
     """Admin: a new upload token for the channel (shown this once; the old one stops working)."""
     require_admin(request)
     slug = await channel_in_path(request)
-    token = new_token()
-    await store.set_upload_token(request.app[DB], slug, token)
+    _, token = await tokens.create(request.app[DB], slug, "uploader", "upload", only_one=True)
     return web.json_response({"channel": slug, "token": token}, status=201)
 
 

@@ -1,10 +1,9 @@
-"""The uploads, videos and upload_tokens tables, all of their SQL: ids, guarded state
+"""The uploads and videos tables, all of their SQL: ids, guarded state
 transitions, tokens, the queries of the tus handler, the VOD queue and housekeeping, the
 API's JSON."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -34,16 +33,6 @@ def new_upload_id() -> str:
 def new_video_id() -> str:
     """Time-ordered hex (ms) plus randomness, like recording ids: folders sort by age."""
     return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(4)}"
-
-
-def new_token() -> str:
-    """192 random bits, URL-safe, for an upload token."""
-    return secrets.token_urlsafe(24)
-
-
-def hash_token(token: str) -> bytes:
-    """One SHA-256 is enough for 192 random bits (as for stream keys)."""
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 async def _transition(
@@ -128,22 +117,6 @@ def upload_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 # -- the SQL of uploads, tokens and videos --------------------------------------------------
-
-
-async def upload_token_hash(db: Db, channel: str) -> bytes | None:
-    """The stored hash of the channel's upload token, if it has one."""
-    stored = await db.fetchval("SELECT token_hash FROM upload_tokens WHERE channel = $1", channel)
-    return bytes(stored) if stored is not None else None
-
-
-async def set_upload_token(db: Db, channel: str, token: str) -> None:
-    """The channel's upload token is now `token` (the old one stops working)."""
-    await db.execute(
-        "INSERT INTO upload_tokens (channel, token_hash) VALUES ($1, $2) "
-        "ON CONFLICT (channel) DO UPDATE SET token_hash = $2, created_at = now()",
-        channel,
-        hash_token(token),
-    )
 
 
 async def get_upload(db: Db, uid: str) -> asyncpg.Record | None:

@@ -13,7 +13,6 @@ import base64
 import binascii
 import errno
 import functools
-import hmac
 import logging
 import os
 import unicodedata
@@ -26,12 +25,13 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from server.channels import tokens
 from server.channels.store import CHANNELS
 from server.db import DB
 from server.settings import SETTINGS
 from server.uploads import metrics, store
 from server.uploads.service import UPLOADS
-from server.uploads.store import UPLOAD_ID_RE, hash_token
+from server.uploads.store import UPLOAD_ID_RE
 from server.web.auth import bearer_token, is_admin, path_slug
 from server.web.errors import ApiError, NotFound, Unauthorized, json_error
 
@@ -95,9 +95,9 @@ async def require_uploader(request: web.Request, channel: str) -> None:
         return
     given = bearer_token(request)
     if given:
-        stored = await store.upload_token_hash(request.app[DB], channel)
-        digest = hash_token(given.decode("utf-8", "surrogateescape"))
-        if stored is not None and hmac.compare_digest(stored, digest):
+        secret = given.decode("utf-8", "surrogateescape")
+        token = await tokens.find(request.app[DB], secret, "uploader")
+        if token is not None and token.channel == channel:
             return
     raise Unauthorized("admin token or the channel's upload token required")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -47,6 +48,16 @@ async def create(page: Page, slug: str, title: str) -> str:
     key = page.get_by_label("Stream key", exact=True)
     await expect(key).to_have_text(A_KEY)
     return (await key.text_content() or "").strip()
+
+
+async def tus_create(stack: LiveStack, slug: str, token: str) -> int:
+    """The status of a tus upload creation with this bearer token."""
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Length": "10", "Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{stack.http}/api/channels/{slug}/uploads", headers=headers) as response,
+    ):
+        return response.status
 
 
 async def exited(publisher: Publisher, timeout: float) -> bool:
@@ -155,7 +166,7 @@ async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
     link = page.get_by_label("Moderator link", exact=True)
     await expect(link).to_have_text(re.compile(r"/watch/talk#token=\S{20,}$"))
     moderator_url = (await link.text_content() or "").strip()
-    moderators = page.locator("#moderators li")
+    moderators = page.locator("#tokens li")
     await expect(moderators).to_have_count(1)
     await expect(moderators.first).to_contain_text("mod")
 
@@ -193,6 +204,15 @@ async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
     await back.get_by_role("button", name="Delete message from troll").click()
     await expect(mod_page.locator("#chat-status")).to_have_text("Only moderators can do that.")
     await expect(viewer_page.locator("#messages li", has_text="back again")).to_have_count(1)
+
+    # Other roles are listed and revoked in the same place: an upload token, shown once.
+    await page.get_by_role("button", name="New upload token").click()
+    secret = page.get_by_label("Upload token", exact=True)
+    await expect(secret).to_have_text(A_KEY)
+    await expect(moderators).to_have_count(1)
+    await expect(moderators.first).to_contain_text("upload token")
+    upload = await tus_create(live_stack, "talk", (await secret.text_content() or "").strip())
+    assert upload == 201
     for watched in (admin, moderator, viewer):
         assert await watched.problems() == []
 

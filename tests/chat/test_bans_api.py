@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
+from server.channels import tokens
 from server.channels.store import CHANNELS
-from server.chat import store as chat_store
 from server.db import DB
 from server.settings import Settings
 from tests.chat.conftest import Chatter
@@ -38,7 +38,7 @@ async def test_unban_lifts_a_ban_for_every_host_and_keeps_the_others(
     west = await serve(settings) if shared == "redis" else east
     await east.app[CHANNELS].create("room", "room")
     await east.app[CHANNELS].create("other", "other")
-    _, token = await chat_store.create_moderator(east.app[DB], "room", "Mod")
+    _, token = await tokens.create(east.app[DB], "room", "moderator", "Mod")
 
     ann = await connect(west.url, "10.0.0.1")
     mod = await connect(east.url, "10.0.0.3", token=token)

@@ -9,6 +9,7 @@ import pytest
 import socketio
 from prometheus_client import REGISTRY
 
+from server.channels import tokens
 from server.channels.store import CHANNELS
 from server.chat import store as chat_store
 from server.db import DB
@@ -24,7 +25,7 @@ XSS = "<img src=x onerror=alert(1)>"
 
 async def moderator_token(running: Running, slug: str) -> str:
     """A moderator token for a channel, straight from the store."""
-    _, token = await chat_store.create_moderator(running.app[DB], slug, "Mod")
+    _, token = await tokens.create(running.app[DB], slug, "moderator", "Mod")
     return token
 
 
@@ -222,7 +223,7 @@ async def test_moderator_tokens_are_checked_and_revocable(
     server = await serve(chat_settings)
     await server.app[CHANNELS].create("one", "one")
     await server.app[CHANNELS].create("two", "two")
-    moderator, token = await chat_store.create_moderator(server.app[DB], "one", "Mod")
+    moderator, token = await tokens.create(server.app[DB], "one", "moderator", "Mod")
     refused = Chatter()
     reasons: list[object] = []
     refused.sio.on("connect_error", reasons.append)
@@ -235,7 +236,7 @@ async def test_moderator_tokens_are_checked_and_revocable(
     assert (await mod.call("slow_mode", {"channel": "two", "seconds": 5}))["error"] == "forbidden"
     assert (await mod.call("join", {"channel": "one"}))["user"]["role"] == "moderator"
     assert await mod.call("slow_mode", {"channel": "one", "seconds": 5}) == {"ok": True}
-    assert await chat_store.revoke_moderator(server.app[DB], "one", moderator.id)
+    assert await tokens.revoke(server.app[DB], "one", moderator.id, "moderator")
     assert (await mod.call("slow_mode", {"channel": "one", "seconds": 0}))["error"] == "forbidden"
 
 
@@ -392,7 +393,7 @@ async def test_a_revoked_moderator_speaks_on_as_a_viewer(
 ) -> None:
     server = await serve(chat_settings)
     await server.app[CHANNELS].create("rev", "rev")
-    moderator, token = await chat_store.create_moderator(server.app[DB], "rev", "Mod")
+    moderator, token = await tokens.create(server.app[DB], "rev", "moderator", "Mod")
     mod = await connect(server.url, "10.0.0.1", token=token)
     other = await connect(server.url, "10.0.0.2", token=await moderator_token(server, "rev"))
     ann = await connect(server.url, "10.0.0.3")

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from server.channels import tokens
 from server.channels.store import CHANNELS
-from server.chat import store as chat_store
 from server.db import DB
 from server.settings import Settings
 from tests.chat.conftest import Chatter
@@ -23,7 +23,7 @@ async def test_two_hosts_share_rooms_through_redis(
     east = await serve(settings)
     west = await serve(settings)
     await east.app[CHANNELS].create("shared", "shared")
-    _, token = await chat_store.create_moderator(east.app[DB], "shared", "Mod")
+    _, token = await tokens.create(east.app[DB], "shared", "moderator", "Mod")
 
     ann = await connect(east.url, "10.0.0.1")
     bob = await connect(west.url, "10.0.0.2")

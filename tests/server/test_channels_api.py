@@ -174,3 +174,66 @@ async def test_patch_renames_disables_and_enables(
     assert (await client.patch("/api/channels/tv", json={"title": "No"})).status == 401
     missing = await client.patch("/api/channels/nope", json={"title": "N"}, headers=admin)
     assert missing.status == 404
+
+
+async def test_one_token_list_for_every_role(client: TestClient, admin: dict[str, str]) -> None:
+    for slug in ("crew", "rival"):
+        await client.post("/api/channels", json={"slug": slug, "title": slug}, headers=admin)
+    via_old = await client.post(
+        "/api/channels/crew/moderators", json={"name": "Ann"}, headers=admin
+    )
+    assert via_old.status == 201
+    upload = await client.post("/api/channels/crew/upload-token", headers=admin)
+    made = await client.post("/api/channels/crew/moderators", json={"name": "Bob"}, headers=admin)
+    assert made.status == 201
+    bob = await made.json()
+    assert len(bob["token"]) >= 32
+
+    listed = await (await client.get("/api/channels/crew/tokens", headers=admin)).json()
+    assert [(t["role"], t["name"]) for t in listed] == [
+        ("moderator", "Ann"),
+        ("uploader", "upload"),
+        ("moderator", "Bob"),
+    ]
+    assert all("token" not in t for t in listed)
+    # The moderators view is the same tokens, of one role.
+    moderators = await (await client.get("/api/channels/crew/moderators", headers=admin)).json()
+    assert [m["name"] for m in moderators] == ["Ann", "Bob"]
+
+    # An uploader token made through /tokens uploads, in its channel only.
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "10"}
+    uploader = await client.post(
+        "/api/channels/crew/tokens", json={"role": "uploader", "name": "cam"}, headers=admin
+    )
+    bearer = {"Authorization": f"Bearer {(await uploader.json())['token']}"}
+    assert (await client.post("/api/channels/crew/uploads", headers=tus | bearer)).status == 201
+    assert (await client.post("/api/channels/rival/uploads", headers=tus | bearer)).status == 401
+    old = {"Authorization": f"Bearer {(await upload.json())['token']}"}
+    assert (await client.post("/api/channels/crew/uploads", headers=tus | old)).status == 201
+
+    # Revoked in one place, whatever the role; never through another channel's path.
+    assert (
+        await client.delete(f"/api/channels/rival/tokens/{bob['id']}", headers=admin)
+    ).status == 404
+    assert (
+        await client.delete(f"/api/channels/crew/tokens/{bob['id']}", headers=admin)
+    ).status == 204
+    assert (
+        await client.delete(f"/api/channels/crew/tokens/{bob['id']}", headers=admin)
+    ).status == 404
+    uploader_id = (await uploader.json())["id"]
+    assert (
+        await client.delete(f"/api/channels/crew/tokens/{uploader_id}", headers=admin)
+    ).status == 204
+    assert (await client.post("/api/channels/crew/uploads", headers=tus | bearer)).status == 401
+
+    for body, words in (
+        ({"role": "admin", "name": "x"}, "role must be one of moderator, uploader"),
+        ({"role": "moderator", "name": "x"}, "POST /api/channels/<slug>/moderators"),
+        ({"role": "uploader", "name": ""}, "name must be 1-64 characters"),
+        ({"role": "uploader", "name": "a\x00b"}, "control characters"),
+    ):
+        bad = await client.post("/api/channels/crew/tokens", json=body, headers=admin)
+        assert bad.status == 400 and words in (await bad.json())["error"], body
+    assert (await client.get("/api/channels/crew/tokens")).status == 401
+    assert (await client.get("/api/channels/nobody/tokens", headers=admin)).status == 404

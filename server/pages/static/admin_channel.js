@@ -1,4 +1,4 @@
-// One channel's admin page: moderators (add: the link shown once; revoke), bans (unban),
+// One channel's admin page: moderators and other tokens (made: shown once; revoke), bans (unban),
 // recordings (MP4, delete) and videos (delete). Lists refresh every few seconds through the
 // JSON API.
 (function () {
@@ -58,15 +58,20 @@
     return a;
   }
 
-  function refreshModerators() {
-    return api("GET", base + "/moderators").then(function (found) {
-      fill("moderators", found, function (m) {
-        return [m.name, "since " + when(m.created_at), button("Revoke", function () {
-          api("DELETE", base + "/moderators/" + m.id).then(function () {
-            say("Moderator " + m.name + " revoked: they lose their tools at their next action.");
-            refreshModerators();
-          }, failed);
-        })];
+  const ROLE_NAMES = { moderator: "moderator", uploader: "upload token" };
+
+  function refreshTokens() {
+    return api("GET", base + "/tokens").then(function (found) {
+      fill("tokens", found, function (t) {
+        return [t.name, ROLE_NAMES[t.role] || t.role, "since " + when(t.created_at),
+          button("Revoke", function () {
+            api("DELETE", base + "/tokens/" + t.id).then(function () {
+              say(t.role === "moderator"
+                ? "Moderator " + t.name + " revoked: they lose their tools at their next action."
+                : "Token " + t.name + " revoked.");
+              refreshTokens();
+            }, failed);
+          })];
       });
     });
   }
@@ -124,7 +129,7 @@
   }
 
   function refresh() {
-    Promise.all([refreshModerators(), refreshBans(), refreshRecordings(), refreshVideos()])
+    Promise.all([refreshTokens(), refreshBans(), refreshRecordings(), refreshVideos()])
       .catch(function () { /* keep what is shown; the next refresh tries again */ })
       .then(function () { setTimeout(refresh, REFRESH_MS); });
   }
@@ -139,8 +144,19 @@
       document.getElementById("moderator-link").textContent = url;
       document.getElementById("moderator-token-panel").hidden = false;
       say("Moderator " + made.name + " added.");
-      refreshModerators();
+      refreshTokens();
     }, failed);
+  });
+  document.getElementById("add-uploader").addEventListener("click", function () {
+    api("POST", base + "/tokens", { role: "uploader", name: "upload" }).then(function (made) {
+      document.getElementById("upload-token").textContent = made.token;
+      document.getElementById("upload-token-panel").hidden = false;
+      say("Upload token made.");
+      refreshTokens();
+    }, failed);
+  });
+  document.getElementById("copy-upload-token").addEventListener("click", function () {
+    admin.copyText(document.getElementById("upload-token").textContent, "Token");
   });
   document.getElementById("copy-moderator-link").addEventListener("click", function () {
     admin.copyText(document.getElementById("moderator-link").textContent, "Link");
