@@ -22,8 +22,10 @@ from server.admin.sessions import (
     clear_cookie,
     set_cookie,
 )
+from server.channels import tokens
 from server.channels.store import CHANNELS
 from server.chat.limits import TokenBucket
+from server.db import DB
 from server.pages.render import PAGES
 from server.settings import SETTINGS
 from server.web.auth import PRINCIPAL, Principal, path_slug
@@ -74,11 +76,14 @@ def obs_server(request: web.Request) -> str:
     return f"rtmp://{host}{port}/live"
 
 
-def check_token(request: web.Request, token: str) -> Principal | None:
-    """Who the token signs in as, or None."""
+async def check_token(request: web.Request, token: str) -> tuple[Principal, int | None] | None:
+    """Who the token signs in as (and the streamer token's id), or None."""
     admin = request.app[SETTINGS].admin_token
     if admin and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), admin.encode()):
-        return Principal("admin", None)
+        return Principal("admin", None), None
+    streamer = await tokens.find(request.app[DB], token, "streamer")
+    if streamer is not None:
+        return Principal("streamer", streamer.channel), streamer.id
     return None
 
 
@@ -101,6 +106,8 @@ async def admin_home(request: web.Request) -> web.Response:
     session = request.get(SESSION)
     if session is None:
         return pages.render("admin_sign_in.html", error="")
+    if session.principal.role == "streamer":
+        raise web.HTTPSeeOther(f"/admin/channels/{session.principal.channel}")
     return pages.render(
         "admin_channels.html",
         csrf=session.csrf,
@@ -111,17 +118,28 @@ async def admin_home(request: web.Request) -> web.Response:
 
 @routes.get("/admin/channels/{slug}")
 async def admin_channel(request: web.Request) -> web.Response:
-    """One channel's page: moderators, bans, recordings, videos (admins; else sign in)."""
+    """One channel's page: key, tokens, bans, recordings, videos. For the admin or that
+    channel's streamer; another channel's streamer goes back to their own, anyone else to
+    the sign-in form."""
     pages = request.app[PAGES]
     session = request.get(SESSION)
-    if session is None or session.principal.role != "admin":
+    if session is None:
         raise web.HTTPSeeOther("/admin")
     slug = request.match_info["slug"]
+    principal = session.principal
+    if principal.role == "streamer" and principal.channel != slug:
+        raise web.HTTPSeeOther(f"/admin/channels/{principal.channel}")
     try:
         channel = await request.app[CHANNELS].get(path_slug(request))
     except NotFound:
         return pages.render("not_found.html", status=404, slug=slug[:60])
-    return pages.render("admin_channel.html", csrf=session.csrf, channel=channel)
+    return pages.render(
+        "admin_channel.html",
+        csrf=session.csrf,
+        channel=channel,
+        obs_server=obs_server(request),
+        role=principal.role,
+    )
 
 
 @routes.post(SIGN_IN_PATH)
@@ -144,12 +162,15 @@ async def sign_in(request: web.Request) -> web.Response:
         return response
     form = await request.post()
     token = form.get("token", "")
-    principal = check_token(request, token) if isinstance(token, str) else None
-    if principal is None or not isinstance(token, str) or len(token) > MAX_TOKEN:
+    found = None
+    if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN:
+        found = await check_token(request, token)
+    if found is None:
         limiter.failed(key)
         log.warning("admin sign-in refused reason=wrong_token address=%s", who)
         return pages.render("admin_sign_in.html", status=401, error="That token is not valid.")
-    cookie, _ = await request.app[SESSIONS].create(principal)
+    principal, token_id = found
+    cookie, _ = await request.app[SESSIONS].create(principal, token_id)
     log.info(
         "admin signed in role=%s channel=%s address=%s", principal.role, principal.channel, who
     )

@@ -56,15 +56,20 @@ class SessionStore:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
 
-    async def create(self, principal: Principal) -> tuple[str, Session]:
-        """A new session; returns the cookie value (never stored) and the session."""
+    async def create(
+        self, principal: Principal, token_id: int | None = None
+    ) -> tuple[str, Session]:
+        """A new session; returns the cookie value (never stored) and the session. A streamer's
+        session names the token it signed in with: revoking that token ends the session."""
         token, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         await self.db.execute(
-            "INSERT INTO admin_sessions (token_hash, role, channel, csrf) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO admin_sessions (token_hash, role, channel, csrf, token_id)"
+            " VALUES ($1, $2, $3, $4, $5)",
             _hash(token),
             principal.role,
             principal.channel,
             csrf,
+            token_id,
         )
         return token, Session(principal, csrf)
 

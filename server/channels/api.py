@@ -13,7 +13,7 @@ from server.channels.tokens import ChannelToken
 from server.db import DB
 from server.live.streams import STREAMS
 from server.live.viewers import VIEWERS
-from server.web.auth import path_slug, require_admin
+from server.web.auth import path_slug, require_admin, require_channel
 from server.web.errors import ApiError, NotFound, read_json_object
 
 routes = web.RouteTableDef()
@@ -61,10 +61,10 @@ async def create_channel(request: web.Request) -> web.Response:
 
 @routes.patch("/api/channels/{slug}")
 async def update_channel(request: web.Request) -> web.Response:
-    """Admin: change the title and/or disable (a live publisher is dropped within ~10 s) or
-    enable publishing; answers the channel as GET shows it."""
-    require_admin(request)
+    """Admin or the channel's streamer: change the title; admin: disable (a live publisher is
+    dropped within ~10 s) or enable publishing. Answers the channel as GET shows it."""
     slug = path_slug(request)
+    require_channel(request, slug)
     body = await read_json_object(request)
     unknown = sorted(set(body) - {"title", "disabled"})
     if unknown:
@@ -74,6 +74,8 @@ async def update_channel(request: web.Request) -> web.Response:
     disabled = body.get("disabled")
     if "disabled" in body and not isinstance(disabled, bool):
         raise ApiError("disabled must be true or false")
+    if "disabled" in body:
+        require_admin(request)  # the operator's decision, not the streamer's
     store = request.app[CHANNELS]
     await store.get(slug)
     if "title" in body:
@@ -85,9 +87,10 @@ async def update_channel(request: web.Request) -> web.Response:
 
 @routes.post("/api/channels/{slug}/rotate-key")
 async def rotate_key(request: web.Request) -> web.Response:
-    """Admin: a new stream key; the old one stops working (a live publisher is dropped)."""
-    require_admin(request)
+    """Admin or the channel's streamer: a new stream key; the old one stops working (a live
+    publisher is dropped)."""
     slug = path_slug(request)
+    require_channel(request, slug)
     key = await request.app[CHANNELS].rotate_key(slug)
     return web.json_response({"slug": slug, "stream_key": key})
 
@@ -112,8 +115,8 @@ def token_json(token: ChannelToken) -> dict[str, Any]:
 
 @routes.get("/api/channels/{slug}/tokens")
 async def list_tokens(request: web.Request) -> web.Response:
-    """Admin: the channel's tokens of every role, oldest first."""
-    require_admin(request)
+    """Admin or the channel's streamer: its tokens of every role, oldest first."""
+    require_channel(request, path_slug(request))
     slug = await channel_in_path(request)
     found = await tokens.of_channel(request.app[DB], slug)
     return web.json_response([token_json(t) for t in found])
@@ -122,8 +125,8 @@ async def list_tokens(request: web.Request) -> web.Response:
 @routes.post("/api/channels/{slug}/tokens")
 async def create_token(request: web.Request) -> web.Response:
     """Admin: a token with a role in this channel (moderators have their own endpoint); the
-    answer carries it, shown this once."""
-    require_admin(request)
+    answer carries it, shown this once. Streamer logins are made by an admin only."""
+    require_channel(request, path_slug(request))
     slug = await channel_in_path(request)
     body = await read_json_object(request)
     role, name = body.get("role"), body.get("name", "")
@@ -132,6 +135,8 @@ async def create_token(request: web.Request) -> web.Response:
         raise ApiError("make moderator tokens with POST /api/channels/<slug>/moderators")
     if role not in tokens.ROLES:
         raise ApiError(f"role must be one of {', '.join(tokens.ROLES)}")
+    if role == "streamer":
+        require_admin(request)
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= tokens.MAX_NAME:
         raise ApiError(f"name must be 1-{tokens.MAX_NAME} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
@@ -142,12 +147,18 @@ async def create_token(request: web.Request) -> web.Response:
 
 @routes.delete("/api/channels/{slug}/tokens/{token_id}")
 async def revoke_token(request: web.Request) -> web.Response:
-    """Admin: revoke a token; it stops working at its holder's next action."""
-    require_admin(request)
+    """Admin or the channel's streamer (not a streamer login): revoke a token; it stops
+    working at its holder's next action, and a streamer login's sessions end."""
     slug = path_slug(request)
+    require_channel(request, slug)
     raw = request.match_info["token_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"no token {raw[:20]}")
-    if not await tokens.revoke(request.app[DB], slug, int(raw)):
+    found = await tokens.get(request.app[DB], slug, int(raw))
+    if found is None:
+        raise NotFound(f"no token {raw}")
+    if found.role == "streamer":
+        require_admin(request)
+    if not await tokens.revoke(request.app[DB], slug, found.id):
         raise NotFound(f"no token {raw}")
     return web.Response(status=204)

@@ -1,6 +1,7 @@
 """Per-channel tokens, one model for every role: a moderator's chat tools, an uploader's tus
-uploads. Each token acts in its own channel only; it is shown once when made and stored as a
-SHA-256 hash (192 random bits need no slow KDF). All of channel_tokens' SQL is here."""
+uploads, a streamer's dashboard login. Each token acts in its own channel only; it is shown
+once when made and stored as a SHA-256 hash (192 random bits need no slow KDF). All of
+channel_tokens' SQL is here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-ROLES = ("moderator", "uploader")
+ROLES = ("moderator", "uploader", "streamer")
 MAX_NAME = 64
 
 
@@ -78,6 +79,14 @@ async def revoke(db: asyncpg.Pool, channel: str, token_id: int, role: str | None
         role,
     )
     return bool(done != "DELETE 0")
+
+
+async def get(db: asyncpg.Pool, channel: str, token_id: int) -> ChannelToken | None:
+    """One of the channel's tokens by id, or None."""
+    row = await db.fetchrow(
+        "SELECT * FROM channel_tokens WHERE channel = $1 AND id = $2", channel, token_id
+    )
+    return _token(row) if row is not None else None
 
 
 async def find(db: asyncpg.Pool, secret: str, role: str) -> ChannelToken | None:

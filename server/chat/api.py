@@ -10,7 +10,7 @@ from server.chat import store as chat_store
 from server.chat.limits import MESSAGE_ID_RE, clean_name
 from server.chat.room import CHAT
 from server.db import DB
-from server.web.auth import path_slug, require_admin
+from server.web.auth import path_slug, require_channel
 from server.web.errors import ApiError, NotFound, read_json_object
 
 routes = web.RouteTableDef()
@@ -43,9 +43,9 @@ async def list_messages(request: web.Request) -> web.Response:
 
 @routes.post("/api/channels/{slug}/moderators")
 async def create_moderator(request: web.Request) -> web.Response:
-    """Admin: a moderator token for one channel, shown this once."""
-    require_admin(request)
+    """Admin or the channel's streamer: a moderator token for the channel, shown this once."""
     slug = path_slug(request)
+    require_channel(request, slug)
     body = await read_json_object(request)
     db = request.app[DB]
     await request.app[CHANNELS].get(slug)
@@ -60,9 +60,9 @@ async def create_moderator(request: web.Request) -> web.Response:
 
 @routes.get("/api/channels/{slug}/moderators")
 async def list_moderators(request: web.Request) -> web.Response:
-    """Admin: a channel's moderators (never their tokens)."""
-    require_admin(request)
+    """Admin or the channel's streamer: its moderators (never their tokens)."""
     slug = path_slug(request)
+    require_channel(request, slug)
     db = request.app[DB]
     await request.app[CHANNELS].get(slug)  # an unknown channel is a 404, as on every sibling
     found = await tokens.of_channel(db, slug, "moderator")
@@ -73,9 +73,10 @@ async def list_moderators(request: web.Request) -> web.Response:
 
 @routes.delete("/api/channels/{slug}/moderators/{moderator_id}")
 async def revoke_moderator(request: web.Request) -> web.Response:
-    """Admin: revoke a token; its holder loses moderator powers at the next action."""
-    require_admin(request)
+    """Admin or the channel's streamer: revoke a moderator token; its holder loses moderator
+    powers at the next action."""
     slug = path_slug(request)
+    require_channel(request, slug)
     raw = request.match_info["moderator_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"no moderator {raw[:20]}")
@@ -86,9 +87,10 @@ async def revoke_moderator(request: web.Request) -> web.Response:
 
 @routes.get("/api/channels/{slug}/bans")
 async def list_bans(request: web.Request) -> web.Response:
-    """Admin: the channel's bans in force, newest first (never the address hashes)."""
-    require_admin(request)
+    """Admin or the channel's streamer: its bans in force, newest first (never the address
+    hashes)."""
     slug = path_slug(request)
+    require_channel(request, slug)
     await request.app[CHANNELS].get(slug)
     found = await chat_store.list_bans(request.app[DB], slug)
     return web.json_response(
@@ -107,9 +109,10 @@ async def list_bans(request: web.Request) -> web.Response:
 
 @routes.delete("/api/channels/{slug}/bans/{ban_id}")
 async def unban(request: web.Request) -> web.Response:
-    """Admin: lift a ban; the user may chat again at once (other bans on them stay)."""
-    require_admin(request)
+    """Admin or the channel's streamer: lift a ban; the user may chat again at once (other
+    bans on them stay)."""
     slug = path_slug(request)
+    require_channel(request, slug)
     raw = request.match_info["ban_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"no ban {raw[:20]}")

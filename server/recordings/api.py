@@ -10,7 +10,7 @@ from server.recordings import store
 from server.recordings.download import send_first
 from server.recordings.service import RECORDINGS
 from server.recordings.store import ID_RE, MP4_LINK, PLAYABLE, recording_json
-from server.web.auth import path_slug, require_admin
+from server.web.auth import path_slug, require_admin, require_channel
 from server.web.errors import NotFound
 from transcoder.recordings import media
 
@@ -28,11 +28,16 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 @routes.delete("/api/recordings/{id}")
 async def delete_recording(request: web.Request) -> web.Response:
-    """Admin: delete a recording and its files (409 while it is still recording)."""
-    require_admin(request)
+    """Admin or the channel's streamer: delete a recording and its files (409 while it is
+    still recording)."""
     rid = request.match_info["id"]
     if not ID_RE.match(rid):
         raise NotFound(f"no recording {rid[:40]}")
+    row = await store.get(request.app[DB], rid)
+    if row is None:
+        require_admin(request)  # an unknown id tells nobody but an admin that it is unknown
+        raise NotFound(f"no recording {rid}")
+    require_channel(request, row["channel"])
     await request.app[RECORDINGS].delete(rid, "admin")
     return web.Response(status=204)
 

@@ -13,7 +13,7 @@ from server.uploads import store
 from server.uploads.service import UPLOADS
 from server.uploads.store import VIDEO_ID_RE, upload_json, video_json
 from server.uploads.tus import require_uploader
-from server.web.auth import path_slug, require_admin
+from server.web.auth import path_slug, require_channel
 from server.web.errors import NotFound
 from transcoder import vod
 
@@ -26,8 +26,9 @@ FILE_RE = re.compile(r"^(index\.m3u8|init\.mp4|seg-[0-9]{1,9}\.m4s)$")
 
 @routes.post("/api/channels/{slug}/upload-token")
 async def create_upload_token(request: web.Request) -> web.Response:
-    """Admin: a new upload token for the channel (shown this once; the old one stops working)."""
-    require_admin(request)
+    """Admin or the channel's streamer: a new upload token for the channel (shown this once;
+    the old one stops working)."""
+    require_channel(request, path_slug(request))
     slug = await channel_in_path(request)
     _, token = await tokens.create(request.app[DB], slug, "uploader", "upload", only_one=True)
     return web.json_response({"channel": slug, "token": token}, status=201)

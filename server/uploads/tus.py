@@ -32,7 +32,7 @@ from server.settings import SETTINGS
 from server.uploads import metrics, store
 from server.uploads.service import UPLOADS
 from server.uploads.store import UPLOAD_ID_RE
-from server.web.auth import bearer_token, is_admin, path_slug
+from server.web.auth import PRINCIPAL, bearer_token, is_admin, path_slug
 from server.web.errors import ApiError, NotFound, Unauthorized, json_error
 
 log = logging.getLogger("onair.uploads")
@@ -90,8 +90,10 @@ def _header_int(request: web.Request, name: str) -> int:
 
 
 async def require_uploader(request: web.Request, channel: str) -> None:
-    """401 unless the bearer is the admin token or the channel's upload token."""
-    if is_admin(request):
+    """401 unless the admin (token or session), the channel's streamer login or the bearer is
+    one of the channel's upload tokens."""
+    principal = request.get(PRINCIPAL)
+    if is_admin(request) or (principal is not None and principal.channel == channel):
         return
     given = bearer_token(request)
     if given:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from server.settings import SETTINGS
-from server.web.errors import NotFound, Unauthorized
+from server.web.errors import Forbidden, NotFound, Unauthorized
 from transcoder.layout import valid_slug
 
 
@@ -47,9 +47,25 @@ def is_admin(request: web.Request) -> bool:
 
 
 def require_admin(request: web.Request) -> None:
-    """401 unless the admin token or an admin's dashboard session."""
-    if not is_admin(request):
-        raise Unauthorized("admin token required")
+    """401 unless the admin token or an admin's dashboard session (403 for a streamer's)."""
+    if is_admin(request):
+        return
+    if request.get(PRINCIPAL) is not None:
+        raise Forbidden("only an admin may do this")
+    raise Unauthorized("admin token required")
+
+
+def require_channel(request: web.Request, slug: str) -> None:
+    """401 unless the admin or a streamer session of this channel; 403 for a streamer of
+    another channel."""
+    if is_admin(request):
+        return
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.role == "streamer":
+        if principal.channel == slug:
+            return
+        raise Forbidden("a streamer manages only their own channel")
+    raise Unauthorized("admin token or this channel's streamer login required")
 
 
 def path_slug(request: web.Request) -> str:

@@ -41,6 +41,12 @@ class Unauthorized(ApiError):
     status = 401
 
 
+class Forbidden(ApiError):
+    """Known credentials that may not do this (a streamer on another channel)."""
+
+    status = 403
+
+
 def json_error(status: int, message: str) -> web.Response:
     """The one error body: `{"error": "..."}`."""
     return web.json_response({"error": message}, status=status)

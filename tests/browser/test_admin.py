@@ -207,7 +207,7 @@ async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
 
     # Other roles are listed and revoked in the same place: an upload token, shown once.
     await page.get_by_role("button", name="New upload token").click()
-    secret = page.get_by_label("Upload token", exact=True)
+    secret = page.get_by_label("New token", exact=True)
     await expect(secret).to_have_text(A_KEY)
     await expect(moderators).to_have_count(1)
     await expect(moderators.first).to_contain_text("upload token")
@@ -263,3 +263,41 @@ async def test_channel_page_needs_a_session(live_stack: LiveStack, browser: Brow
     watched = await open_page(browser, f"{live_stack.http}/admin/channels/private")
     await expect(watched.page.get_by_label("Token", exact=True)).to_be_visible()
     assert watched.page.url == f"{live_stack.http}/admin"
+
+
+async def test_a_streamer_signs_in_to_their_own_channel_only(
+    live_stack: LiveStack, browser: Browser
+) -> None:
+    await new_channel(live_stack, "sam", "Sam's show")
+    await new_channel(live_stack, "rival", "Rival")
+    admin = await signed_in(browser, live_stack)
+    page = admin.page
+    await page.goto(f"{live_stack.http}/admin/channels/sam")
+    await page.get_by_role("button", name="New streamer login").click()
+    login = page.get_by_label("New token", exact=True)
+    await expect(login).to_have_text(A_KEY)
+    await expect(page.locator("#tokens li").first).to_contain_text("streamer login")
+    secret = (await login.text_content() or "").strip()
+
+    streamer = await open_page(browser, f"{live_stack.http}/admin")
+    mine = streamer.page
+    await sign_in(mine, secret)
+    await expect(mine.get_by_role("heading", name="Sam's show", exact=True)).to_be_visible()
+    assert mine.url == f"{live_stack.http}/admin/channels/sam"
+    await expect(mine.get_by_role("link", name="Channels")).to_have_count(0)
+    await expect(mine.get_by_role("button", name="New streamer login")).to_have_count(0)
+    own_login = mine.locator("#tokens li", has_text="streamer login")
+    await expect(own_login).to_have_count(1)
+    await expect(own_login.get_by_role("button", name="Revoke")).to_have_count(0)
+    await mine.get_by_role("button", name="Rotate key").click()
+    await expect(mine.get_by_label("Stream key", exact=True)).to_have_text(A_KEY)
+    await mine.screenshot(path=ARTIFACTS / "admin-streamer.png", full_page=True)
+
+    await mine.goto(f"{live_stack.http}/admin/channels/rival")
+    assert mine.url == f"{live_stack.http}/admin/channels/sam"
+    await mine.goto(f"{live_stack.http}/admin")
+    assert mine.url == f"{live_stack.http}/admin/channels/sam"
+    await mine.get_by_role("button", name="Sign out").click()
+    await expect(mine.get_by_label("Token", exact=True)).to_be_visible()
+    for watched in (admin, streamer):
+        assert await watched.problems() == []

@@ -155,3 +155,66 @@ async def test_sign_in_from_another_site_is_refused(client: TestClient) -> None:
     )
     assert response.status == 403
     assert COOKIE not in response.cookies
+
+
+async def test_a_streamer_login_manages_only_its_own_channel(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    for slug in ("mine", "theirs"):
+        await client.post("/api/channels", json={"slug": slug}, headers=admin)
+    made = await client.post(
+        "/api/channels/mine/tokens", json={"role": "streamer", "name": "Sam"}, headers=admin
+    )
+    assert made.status == 201
+    login = await made.json()
+    # Signing in lands on the streamer's own channel page.
+    response = await client.post(
+        "/admin/sign-in", data={"token": login["token"]}, allow_redirects=False
+    )
+    assert response.status == 303
+    home = await client.get("/admin", allow_redirects=False)
+    assert home.status == 303 and home.headers["Location"] == "/admin/channels/mine"
+    page = await (await client.get("/admin/channels/mine")).text()
+    found = CSRF_META.search(page)
+    assert found is not None and "New streamer login" not in page
+    h = {"X-CSRF-Token": found.group(1)}
+
+    async def status(method: str, path: str, body: object | None = None) -> int:
+        response = await client.request(method, path, json=body, headers=h)
+        return response.status
+
+    # Its own channel: key, title, moderators, bans, tokens (not streamer logins).
+    assert await status("POST", "/api/channels/mine/rotate-key") == 200
+    assert await status("PATCH", "/api/channels/mine", {"title": "Sam's"}) == 200
+    assert await status("PATCH", "/api/channels/mine", {"disabled": True}) == 403
+    assert await status("POST", "/api/channels/mine/moderators", {"name": "Mo"}) == 201
+    assert await status("GET", "/api/channels/mine/bans") == 200
+    assert (
+        await status("POST", "/api/channels/mine/tokens", {"role": "uploader", "name": "u"}) == 201
+    )
+    assert (
+        await status("POST", "/api/channels/mine/tokens", {"role": "streamer", "name": "x"}) == 403
+    )
+    assert await status("DELETE", f"/api/channels/mine/tokens/{login['id']}") == 403
+    assert await status("POST", "/api/channels/mine/upload-token") == 201
+
+    # Anything else: refused in the API, and the page sends it back to its own channel.
+    for method, path in (
+        ("POST", "/api/channels/theirs/rotate-key"),
+        ("GET", "/api/channels/theirs/moderators"),
+        ("GET", "/api/channels/theirs/tokens"),
+        ("GET", "/api/channels/theirs/bans"),
+        ("POST", "/api/channels/theirs/upload-token"),
+        ("DELETE", "/api/channels/theirs"),
+        ("DELETE", "/api/channels/mine"),
+    ):
+        assert await status(method, path) == 403, path
+    assert await status("POST", "/api/channels", {"slug": "more"}) == 403
+    other = await client.get("/admin/channels/theirs", allow_redirects=False)
+    assert other.status == 303 and other.headers["Location"] == "/admin/channels/mine"
+    assert (await client.get("/api/channels/mine")).status == 200  # public reads stay public
+
+    # Revoking the login ends its sessions at once.
+    revoked = await client.delete(f"/api/channels/mine/tokens/{login['id']}", headers=admin)
+    assert revoked.status == 204
+    assert await status("POST", "/api/channels/mine/rotate-key") == 401

@@ -82,7 +82,7 @@ async def test_tokens_made_before_the_one_token_model_keep_working(database_url:
             "INSERT INTO upload_tokens (channel, token_hash) VALUES ('old', $1)",
             tokens.hash_token("upload-secret-of-old"),
         )
-        assert await migrate(conn) == ["007_channel_tokens.sql"]
+        assert (await migrate(conn))[0] == "007_channel_tokens.sql"
     finally:
         await conn.close()
 

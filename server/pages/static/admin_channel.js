@@ -8,6 +8,7 @@
   const admin = window.OnairAdmin;
   const api = admin.api, say = admin.say, button = admin.button;
   const slug = document.getElementById("content").dataset.slug;
+  const isAdmin = document.getElementById("content").dataset.role === "admin";
   const base = "/api/channels/" + encodeURIComponent(slug);
 
   function failed(err) {
@@ -58,12 +59,24 @@
     return a;
   }
 
-  const ROLE_NAMES = { moderator: "moderator", uploader: "upload token" };
+  const ROLE_NAMES = {
+    moderator: "moderator",
+    uploader: "upload token",
+    streamer: "streamer login",
+  };
+  const TOKEN_USES = {
+    uploader: "Shown this once: a tus client (tus-js-client, tuspy, Uppy) sends it as" +
+      " Authorization: Bearer … to upload videos to this channel.",
+    streamer: "Shown this once: the streamer signs in at /admin with it and manages this" +
+      " channel only.",
+  };
 
   function refreshTokens() {
     return api("GET", base + "/tokens").then(function (found) {
       fill("tokens", found, function (t) {
-        return [t.name, ROLE_NAMES[t.role] || t.role, "since " + when(t.created_at),
+        const parts = [t.name, ROLE_NAMES[t.role] || t.role, "since " + when(t.created_at)];
+        if (t.role === "streamer" && !isAdmin) return parts; // an admin's to revoke
+        return parts.concat([
           button("Revoke", function () {
             api("DELETE", base + "/tokens/" + t.id).then(function () {
               say(t.role === "moderator"
@@ -71,7 +84,8 @@
                 : "Token " + t.name + " revoked.");
               refreshTokens();
             }, failed);
-          })];
+          }),
+        ]);
       });
     });
   }
@@ -147,16 +161,41 @@
       refreshTokens();
     }, failed);
   });
-  document.getElementById("add-uploader").addEventListener("click", function () {
-    api("POST", base + "/tokens", { role: "uploader", name: "upload" }).then(function (made) {
-      document.getElementById("upload-token").textContent = made.token;
-      document.getElementById("upload-token-panel").hidden = false;
-      say("Upload token made.");
+  function newToken(role, name) {
+    api("POST", base + "/tokens", { role: role, name: name }).then(function (made) {
+      document.getElementById("new-token").textContent = made.token;
+      document.getElementById("new-token-use").textContent = TOKEN_USES[role];
+      document.getElementById("new-token-panel").hidden = false;
+      say(ROLE_NAMES[role].charAt(0).toUpperCase() + ROLE_NAMES[role].slice(1) + " made.");
       refreshTokens();
     }, failed);
+  }
+  document.getElementById("add-uploader").addEventListener("click", function () {
+    newToken("uploader", "upload");
   });
-  document.getElementById("copy-upload-token").addEventListener("click", function () {
-    admin.copyText(document.getElementById("upload-token").textContent, "Token");
+  const addStreamer = document.getElementById("add-streamer");
+  if (addStreamer) {
+    addStreamer.addEventListener("click", function () { newToken("streamer", "streamer"); });
+  }
+  document.getElementById("copy-new-token").addEventListener("click", function () {
+    admin.copyText(document.getElementById("new-token").textContent, "Token");
+  });
+  document.getElementById("rotate-key").addEventListener("click", function () {
+    api("POST", base + "/rotate-key").then(function (data) {
+      const key = document.getElementById("stream-key");
+      key.textContent = data.stream_key;
+      key.hidden = false;
+      document.getElementById("copy-key").hidden = false;
+      document.getElementById("key-hint").textContent =
+        "Shown this once. The old key no longer works; a live stream on it stops within 15 s.";
+      say("New stream key made.");
+    }, failed);
+  });
+  document.getElementById("copy-key").addEventListener("click", function () {
+    admin.copyText(document.getElementById("stream-key").textContent, "Stream key");
+  });
+  document.getElementById("copy-server").addEventListener("click", function () {
+    admin.copyText(document.getElementById("obs-server").textContent, "Server");
   });
   document.getElementById("copy-moderator-link").addEventListener("click", function () {
     admin.copyText(document.getElementById("moderator-link").textContent, "Link");
