@@ -18,7 +18,6 @@ from server.admin.sessions import (
     SESSION,
     SESSIONS,
     SIGN_IN_PATH,
-    address,
     clear_cookie,
     set_cookie,
 )
@@ -30,7 +29,7 @@ from server.pages.render import PAGES
 from server.settings import SETTINGS
 from server.web.auth import PRINCIPAL, Principal, path_slug
 from server.web.errors import NotFound
-from server.web.net import address_key, is_loopback
+from server.web.net import address_key, browser_host, request_address
 
 log = logging.getLogger("onair.admin")
 routes = web.RouteTableDef()
@@ -88,15 +87,9 @@ async def check_token(request: web.Request, token: str) -> tuple[Principal, int 
 
 
 def same_origin(request: web.Request) -> bool:
-    """A form post from another site (login CSRF) carries a foreign Origin. Behind nginx the
-    browser's host and port come in X-Forwarded-Host (nginx's Host header drops the port)."""
+    """A form post from another site (login CSRF) carries a foreign Origin."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = request.host
-    if is_loopback(request.remote or "") and "X-Forwarded-Host" in request.headers:
-        host = request.headers["X-Forwarded-Host"]
-    return urlsplit(origin).netloc == host
+    return origin is None or urlsplit(origin).netloc == browser_host(request)
 
 
 @routes.get("/admin")
@@ -148,7 +141,7 @@ async def sign_in(request: web.Request) -> web.Response:
     pages = request.app[PAGES]
     if not same_origin(request):
         return pages.render("admin_sign_in.html", status=403, error="Sign in from this site.")
-    who = address(request)
+    who = request_address(request)
     key = address_key(who)
     limiter = request.app[LIMITER]
     if not limiter.allowed(key):
@@ -184,7 +177,7 @@ async def sign_out(request: web.Request) -> web.Response:
     """End the session server-side (the middleware has checked its CSRF token)."""
     if request.get(PRINCIPAL) is not None:
         await request.app[SESSIONS].delete(request.cookies[COOKIE])
-        log.info("admin signed out address=%s", address(request))
+        log.info("admin signed out address=%s", request_address(request))
     response = web.HTTPSeeOther("/admin")
     clear_cookie(request, response)
     raise response

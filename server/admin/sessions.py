@@ -25,7 +25,7 @@ from aiohttp import web
 from server.db import DB
 from server.web.auth import PRINCIPAL, Principal, bearer_token
 from server.web.errors import ApiError, Handler
-from server.web.net import client_address, is_loopback
+from server.web.net import browser_is_https, request_address
 
 log = logging.getLogger("onair.admin")
 
@@ -129,14 +129,6 @@ async def admin_sessions(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def is_https(request: web.Request) -> bool:
-    """The browser's scheme: nginx's X-Forwarded-Proto (trusted only from loopback)."""
-    peer = request.remote or ""
-    if is_loopback(peer) and "X-Forwarded-Proto" in request.headers:
-        return request.headers["X-Forwarded-Proto"].lower() == "https"
-    return request.secure
-
-
 def set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     """The session cookie: HttpOnly, SameSite=Strict, Secure behind TLS, for ABSOLUTE."""
     response.set_cookie(
@@ -146,18 +138,13 @@ def set_cookie(request: web.Request, response: web.StreamResponse, token: str) -
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=is_https(request),
+        secure=browser_is_https(request),
     )
 
 
 def clear_cookie(request: web.Request, response: web.StreamResponse) -> None:
     """Tell the browser to forget the session cookie."""
-    response.del_cookie(COOKIE, path="/", secure=is_https(request), samesite="Strict")
-
-
-def address(request: web.Request) -> str:
-    """The client's address behind nginx, for logs and per-address limits."""
-    return client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
+    response.del_cookie(COOKIE, path="/", secure=browser_is_https(request), samesite="Strict")
 
 
 async def csrf_given(request: web.Request) -> str:
@@ -196,7 +183,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
                     "admin request refused reason=csrf method=%s path=%s address=%s",
                     request.method,
                     path,
-                    address(request),
+                    request_address(request),
                 )
                 raise ApiError("CSRF token missing or wrong", 403)
         request[PRINCIPAL] = session.principal

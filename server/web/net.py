@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
+from aiohttp import web
+
 
 @lru_cache(maxsize=1024)
 def is_loopback(peer: str) -> bool:
@@ -44,3 +46,23 @@ def address_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def request_address(request: web.Request) -> str:
+    """client_address for an aiohttp request."""
+    return client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
+
+
+def browser_is_https(request: web.Request) -> bool:
+    """The browser's scheme: nginx's X-Forwarded-Proto, trusted only from a loopback peer."""
+    if is_loopback(request.remote or "") and "X-Forwarded-Proto" in request.headers:
+        return request.headers["X-Forwarded-Proto"].lower() == "https"
+    return request.secure
+
+
+def browser_host(request: web.Request) -> str:
+    """The host[:port] the browser asked for: nginx's Host drops the port, so behind it (a
+    loopback peer) X-Forwarded-Host."""
+    if is_loopback(request.remote or "") and "X-Forwarded-Host" in request.headers:
+        return request.headers["X-Forwarded-Host"]
+    return request.host
