@@ -132,9 +132,9 @@ class Moderation:
             return False
         keys = ban_keys(ban.user_id, ban.ip_hash)
         await self.state.unban(channel, keys)
-        for other in await store.active_bans(self.db):
+        for other in await store.active_bans(self.db, channel):
             shared = set(ban_keys(other.user_id, other.ip_hash)) & set(keys)
-            if other.channel == channel and shared:
+            if shared:
                 until = other.until.timestamp() if other.until else None
                 await self.state.ban(channel, sorted(shared), until)
         log.info("chat unban channel=%s ban=%d", channel, ban_id)

@@ -225,9 +225,13 @@ async def add_ban(
     return Ban(channel, user_id, ip_hash, row["expires_at"])
 
 
-async def active_bans(db: asyncpg.Pool) -> list[Ban]:
-    """Every ban still in force, to seed the live state at start-up."""
-    rows = await db.fetch("SELECT * FROM chat_bans WHERE expires_at IS NULL OR expires_at > now()")
+async def active_bans(db: asyncpg.Pool, channel: str | None = None) -> list[Ban]:
+    """Every ban still in force (of one channel, or all: to seed the live state at start-up)."""
+    rows = await db.fetch(
+        "SELECT * FROM chat_bans WHERE (expires_at IS NULL OR expires_at > now())"
+        " AND ($1::text IS NULL OR channel = $1)",
+        channel,
+    )
     return [Ban(r["channel"], r["user_id"], r["ip_hash"], r["expires_at"]) for r in rows]
 
 
