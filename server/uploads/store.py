@@ -1,6 +1,6 @@
-"""The uploads and videos tables, all of their SQL: ids, guarded state
-transitions, tokens, the queries of the tus handler, the VOD queue and housekeeping, the
-API's JSON."""
+"""The uploads and videos tables, all of their SQL: ids, guarded state transitions, the
+queries of the tus handler, the VOD queue and housekeeping, the API's JSON (upload tokens are
+channel tokens: server/channels/tokens.py)."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def upload_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-# -- the SQL of uploads, tokens and videos --------------------------------------------------
+# -- the SQL of uploads and videos ---------------------------------------------------------
 
 
 async def get_upload(db: Db, uid: str) -> asyncpg.Record | None:
