@@ -47,10 +47,12 @@ install_python() {
 }
 
 install_js() {
-  # `npm ci` installs hls.js and socket.io-client as locked in package-lock.json; its postinstall
-  # copies their browser builds to server/pages/static/vendor, where the server serves them.
+  # `npm ci` installs hls.js, socket.io-client and tus-js-client as locked in package-lock.json;
+  # its postinstall copies their browser builds to server/pages/static/vendor, where the server
+  # serves them.
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ] || [ package.json -nt node_modules ] \
-    || [ ! -f server/pages/static/vendor/hls.light.min.js ] || [ ! -f server/pages/static/vendor/socket.io.min.js ]; then
+    || [ ! -f server/pages/static/vendor/hls.light.min.js ] || [ ! -f server/pages/static/vendor/socket.io.min.js ] \
+    || [ ! -f server/pages/static/vendor/tus.min.js ]; then
     npm ci --no-audit --no-fund --loglevel=error
     touch node_modules
   fi

@@ -24,6 +24,7 @@ REQUIRED_ASSETS = (
     "admin_channel.js",
     "vendor/hls.light.min.js",
     "vendor/socket.io.min.js",
+    "vendor/tus.min.js",
 )
 # A hashed name changes with its content, so a browser may keep each file for a year.
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from server.db import DB
 from server.recordings.service import RECORDINGS
@@ -301,3 +303,55 @@ async def test_a_streamer_signs_in_to_their_own_channel_only(
     await expect(mine.get_by_label("Token", exact=True)).to_be_visible()
     for watched in (admin, streamer):
         assert await watched.problems() == []
+
+
+async def test_upload_a_video_through_the_page_across_a_dropped_connection(
+    live_stack: LiveStack, browser: Browser, tmp_path: Path
+) -> None:
+    await new_channel(live_stack, "vods", "Videos")
+    clip = tmp_path / "clip.mp4"
+    await make_part(clip.with_suffix(".ts"), 8, size="640x360")
+    remux = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-i", str(clip.with_suffix(".ts")), "-c", "copy", str(clip),
+    )  # fmt: skip
+    assert await remux.wait() == 0
+    assert clip.stat().st_size > 3 * 256 * 1024  # several of the page's 256 KiB chunks
+
+    admin = await signed_in(browser, live_stack)
+    page = admin.page
+    patches: list[str] = []
+
+    async def drop_the_second_patch(route: Route) -> None:
+        patches.append(route.request.method)
+        if len(patches) == 2:
+            await route.abort("connectionreset")  # the connection dies mid-upload
+        else:
+            await route.continue_()
+
+    await page.route(re.compile(r"/api/uploads/[^/]+$"), drop_the_second_patch)
+    await page.goto(f"{live_stack.http}/admin/channels/vods")
+    await page.get_by_label("Video file", exact=True).set_input_files(str(clip))
+    await page.get_by_role("button", name="Upload video").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "clip.mp4 uploaded: it is transcoded in the background.", timeout=60_000
+    )
+    await expect(page.get_by_label("Upload progress")).to_have_attribute("value", "100")
+    assert "HEAD" in patches, patches  # tus-js-client asked where to resume after the drop
+    video = page.locator("#videos li").first
+    await expect(video).to_contain_text("ready", timeout=180_000)  # transcoded to the ladder
+    await page.screenshot(path=ARTIFACTS / "admin-upload.png", full_page=True)
+    status, videos = await get_json(f"{live_stack.http}/api/channels/vods/videos")
+    assert status == 200 and videos[0]["state"] == "ready"
+    assert abs(videos[0]["duration_s"] - 8) < 0.5
+
+    # A file that is not a video: the server's 415 in words, and nothing is listed.
+    junk = tmp_path / "notes.mp4"
+    junk.write_bytes(os.urandom(300_000))
+    await page.get_by_label("Video file", exact=True).set_input_files(str(junk))
+    await page.get_by_role("button", name="Upload video").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Upload failed: That file is not a video the server can read.", timeout=30_000
+    )
+    await expect(page.locator("#videos li")).to_have_count(1)
+    assert await admin.problems() == []

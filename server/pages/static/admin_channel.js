@@ -201,5 +201,85 @@
     admin.copyText(document.getElementById("moderator-link").textContent, "Link");
   });
 
+  // Uploads: tus-js-client (tus 1.0) with the session cookie and the CSRF header; a dropped
+  // connection is retried and resumes at the last byte the server stored.
+  const UPLOAD_ERRORS = {
+    401: "Your session ended: sign in again, then resume.",
+    413: "That file is larger than this server takes.",
+    415: "That file is not a video the server can read.",
+    507: "The server's media volume is full: resume later.",
+  };
+  const uploadForm = document.getElementById("upload-video");
+  const pauseButton = document.getElementById("upload-pause");
+  const resumeButton = document.getElementById("upload-resume");
+  const progress = document.getElementById("upload-progress");
+  let upload = null;
+
+  function showProgress(sent, total) {
+    const percent = total ? Math.floor((sent / total) * 100) : 0;
+    progress.value = percent;
+    document.getElementById("upload-percent").textContent = percent + " %";
+  }
+
+  function uploadFailed(err) {
+    const response = err && err.originalResponse;
+    const status = response ? response.getStatus() : 0;
+    let words = UPLOAD_ERRORS[status];
+    if (!words && response) {
+      try {
+        words = JSON.parse(response.getBody()).error;
+      } catch (e) {
+        words = null;
+      }
+    }
+    say("Upload failed: " + (words || "the connection dropped; press Resume to go on."), true);
+    pauseButton.hidden = true;
+    resumeButton.hidden = false;
+  }
+
+  uploadForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const file = document.getElementById("video-file").files[0];
+    if (!file || !window.tus) return;
+    upload = new window.tus.Upload(file, {
+      endpoint: base + "/uploads",
+      headers: { "X-CSRF-Token": admin.csrf },
+      metadata: { filename: file.name, filetype: file.type || "application/octet-stream" },
+      chunkSize: 256 * 1024,
+      retryDelays: [0, 1000, 3000, 5000],
+      removeFingerprintOnSuccess: true,
+      onProgress: showProgress,
+      onError: uploadFailed,
+      onSuccess: function () {
+        showProgress(1, 1);
+        say(file.name + " uploaded: it is transcoded in the background.");
+        pauseButton.hidden = true;
+        resumeButton.hidden = true;
+        uploadForm.reset();
+        refreshVideos();
+      },
+    });
+    document.getElementById("upload-progress-row").hidden = false;
+    showProgress(0, file.size);
+    pauseButton.hidden = false;
+    resumeButton.hidden = true;
+    say("Uploading " + file.name + "…");
+    upload.start();
+  });
+  pauseButton.addEventListener("click", function () {
+    if (!upload) return;
+    upload.abort();
+    pauseButton.hidden = true;
+    resumeButton.hidden = false;
+    say("Upload paused.");
+  });
+  resumeButton.addEventListener("click", function () {
+    if (!upload) return;
+    upload.start();
+    resumeButton.hidden = true;
+    pauseButton.hidden = false;
+    say("Uploading…");
+  });
+
   refresh();
 })();

@@ -67,6 +67,7 @@
   }
 
   window.OnairAdmin = {
+    csrf: csrf,
     api: api,
     say: say,
     copyText: copyText,
