@@ -101,12 +101,7 @@ async def admin_home(request: web.Request) -> web.Response:
         return pages.render("admin_sign_in.html", error="")
     if session.principal.role == "streamer":
         raise web.HTTPSeeOther(f"/admin/channels/{session.principal.channel}")
-    return pages.render(
-        "admin_channels.html",
-        csrf=session.csrf,
-        obs_server=obs_server(request),
-        role=session.principal.role,
-    )
+    return pages.render("admin_channels.html", csrf=session.csrf, obs_server=obs_server(request))
 
 
 @routes.get("/admin/channels/{slug}")

@@ -74,14 +74,8 @@ class SessionStore:
         return token, Session(principal, csrf)
 
     async def get(self, token: str) -> Session | None:
-        """The live session for a cookie value, or None (unknown, idle too long, too old)."""
-        row = await self._touch(token)
-        if row is None:
-            return None
-        return Session(Principal(row["role"], row["channel"]), row["csrf"])
-
-    async def _touch(self, token: str) -> asyncpg.Record | None:
-        """Read a live session, moving its seen_at forward at most once per TOUCH_EVERY."""
+        """The live session for a cookie value, or None (unknown, idle too long, too old);
+        its seen_at moves forward at most once per TOUCH_EVERY."""
         digest = _hash(token)
         row = await self.db.fetchrow(
             """SELECT role, channel, csrf, seen_at < now() - $4::interval AS stale
@@ -93,11 +87,13 @@ class SessionStore:
             ABSOLUTE,
             TOUCH_EVERY,
         )
-        if row is not None and row["stale"]:
+        if row is None:
+            return None
+        if row["stale"]:
             await self.db.execute(
                 "UPDATE admin_sessions SET seen_at = now() WHERE token_hash = $1", digest
             )
-        return row
+        return Session(Principal(row["role"], row["channel"]), row["csrf"])
 
     async def delete(self, token: str) -> None:
         """End a session (Sign out)."""

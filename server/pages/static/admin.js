@@ -59,7 +59,7 @@
       api("PATCH", channelPath(slug), { title: title.value }).then(function (updated) {
         title.value = updated.title;
         say("Title of " + slug + " saved.");
-      }, function (err) { say(err.message, true); });
+      }, admin.failed);
     });
     const link = document.createElement("a");
     link.href = "/watch/" + encodeURIComponent(slug);
@@ -92,14 +92,14 @@
         say("New stream key for " + slug + ": the old one no longer works;" +
           " a live stream on it stops within 15 s.");
         refresh();
-      }, function (err) { say(err.message, true); });
+      }, admin.failed);
     });
     const toggle = button("Disable", function () {
       const disable = toggle.textContent === "Disable";
       api("PATCH", channelPath(slug), { disabled: disable }).then(function (updated) {
         update(tr, updated);
         say(disable ? slug + " is disabled: nobody can publish to it." : slug + " is enabled.");
-      }, function (err) { say(err.message, true); });
+      }, admin.failed);
     });
     toggle.className = "toggle";
     const remove = button("Delete", function () { confirmDelete(slug); }, "danger");
@@ -113,7 +113,7 @@
   function update(tr, channel) {
     const cells = tr.children;
     const title = cells[0].querySelector("input");
-    if (document.activeElement !== title && !title.dataset.editing) title.value = channel.title;
+    if (document.activeElement !== title) title.value = channel.title;
     const badge = cells[1].querySelector(".badge");
     const label = channel.disabled ? "Disabled" : channel.live ? "Live" : "Offline";
     badge.textContent = label;
@@ -155,7 +155,7 @@
         say("Channel " + slug + " deleted.");
         if (document.getElementById("key-channel").textContent === slug) hideKey();
         refresh();
-      }, function (err) { say(err.message, true); });
+      }, admin.failed);
     });
   }
 
@@ -170,7 +170,7 @@
       showKey(data.slug, data.stream_key);
       say("Channel " + data.slug + " created.");
       refresh();
-    }, function (err) { say(err.message, true); });
+    }, admin.failed);
   });
   document.getElementById("copy-key").addEventListener("click", function () {
     copyText(document.getElementById("stream-key").textContent, "Stream key");

@@ -11,10 +11,6 @@
   const isAdmin = document.getElementById("content").dataset.role === "admin";
   const base = "/api/channels/" + encodeURIComponent(slug);
 
-  function failed(err) {
-    say(err.message, true);
-  }
-
   function when(iso) {
     return iso ? new Date(iso).toLocaleString() : "";
   }
@@ -83,7 +79,7 @@
                 ? "Moderator " + t.name + " revoked: they lose their tools at their next action."
                 : "Token " + t.name + " revoked.");
               refreshTokens();
-            }, failed);
+            }, admin.failed);
           }),
         ]);
       });
@@ -99,7 +95,7 @@
           api("DELETE", base + "/bans/" + b.id).then(function () {
             say(who + " may chat again.");
             refreshBans();
-          }, failed);
+          }, admin.failed);
         })];
       });
     });
@@ -115,7 +111,7 @@
             api("DELETE", "/api/recordings/" + encodeURIComponent(r.id)).then(function () {
               say("Recording deleted.");
               refreshRecordings();
-            }, failed);
+            }, admin.failed);
           });
         }, "danger"));
         return parts;
@@ -134,7 +130,7 @@
             api("DELETE", "/api/videos/" + encodeURIComponent(v.id)).then(function () {
               say("Video deleted.");
               refreshVideos();
-            }, failed);
+            }, admin.failed);
           });
         }, "danger");
         return [v.title, state, duration(v.duration_s), size(v.bytes), remove];
@@ -159,7 +155,7 @@
       document.getElementById("moderator-token-panel").hidden = false;
       say("Moderator " + made.name + " added.");
       refreshTokens();
-    }, failed);
+    }, admin.failed);
   });
   function newToken(role, name) {
     api("POST", base + "/tokens", { role: role, name: name }).then(function (made) {
@@ -168,7 +164,7 @@
       document.getElementById("new-token-panel").hidden = false;
       say(ROLE_NAMES[role].charAt(0).toUpperCase() + ROLE_NAMES[role].slice(1) + " made.");
       refreshTokens();
-    }, failed);
+    }, admin.failed);
   }
   document.getElementById("add-uploader").addEventListener("click", function () {
     newToken("uploader", "upload");
@@ -189,7 +185,7 @@
       document.getElementById("key-hint").textContent =
         "Shown this once. The old key no longer works; a live stream on it stops within 15 s.";
       say("New stream key made.");
-    }, failed);
+    }, admin.failed);
   });
   document.getElementById("copy-key").addEventListener("click", function () {
     admin.copyText(document.getElementById("stream-key").textContent, "Stream key");

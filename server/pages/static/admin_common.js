@@ -12,6 +12,11 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
+  // An API call's rejection, in the status line.
+  function failed(err) {
+    say(err.message, true);
+  }
+
   // One API call; resolves with the JSON body (or null for 204), rejects with the API's words.
   function api(method, path, body) {
     const options = {
@@ -70,6 +75,7 @@
     csrf: csrf,
     api: api,
     say: say,
+    failed: failed,
     copyText: copyText,
     confirmThen: confirmThen,
     button: button,
