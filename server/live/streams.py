@@ -19,8 +19,9 @@ from aiohttp import web
 from server.clients import HTTP
 from server.events import EVENTS, EventBus, StreamEvent
 from server.live.ladders import LADDERS, new_pool
+from server.live.rtmp_stat import fetch_stat, publishers, stat_url
 from server.settings import SETTINGS
-from transcoder.layout import loopback_rtmp, valid_slug
+from transcoder.layout import loopback_rtmp
 from transcoder.live.pool import LadderPool
 
 log = logging.getLogger("onair.ingest")
@@ -90,10 +91,7 @@ class Streams:
         deadline = loop.time() + RECONCILE_PATIENCE
         while True:
             try:
-                timeout = aiohttp.ClientTimeout(total=5)
-                async with http.get(stat_url, timeout=timeout) as response:
-                    response.raise_for_status()
-                    body = await response.read()
+                body = await fetch_stat(http, stat_url)
                 break
             except (aiohttp.ClientError, TimeoutError) as err:
                 if loop.time() > deadline:
@@ -103,30 +101,15 @@ class Streams:
                     return
                 await asyncio.sleep(0.5)
         try:
-            streams = publishing_streams(body)
+            found = publishers(body)
         except ET.ParseError:
             log.warning("reconcile skipped: rtmp_stat is not XML")
             return
-        for slug, client_id in streams:
-            if client_id in self.publishers:
+        for publisher in found:
+            if publisher.client_id in self.publishers:
                 continue
-            await self.go_live(slug, client_id, resume=True)
-            log.info("reconciled live channel=%s clientid=%s", slug, client_id)
-
-
-def publishing_streams(stat_xml: bytes) -> list[tuple[str, str]]:
-    """(slug, client id) of every publisher nginx-rtmp reports in application `live`."""
-    found = []
-    root = ET.fromstring(stat_xml)
-    for application in root.iter("application"):
-        if application.findtext("name") != "live":
-            continue
-        for stream in application.iter("stream"):
-            name = stream.findtext("name") or ""
-            for client in stream.iter("client"):
-                if client.find("publishing") is not None and valid_slug(name):
-                    found.append((name, client.findtext("id") or ""))
-    return found
+            await self.go_live(publisher.slug, publisher.client_id, resume=True)
+            log.info("reconciled live channel=%s clientid=%s", publisher.slug, publisher.client_id)
 
 
 STREAMS: web.AppKey[Streams] = web.AppKey("streams", Streams)
@@ -142,8 +125,7 @@ async def live_streams(app: web.Application) -> AsyncIterator[None]:
     pool = new_pool(settings, on_failed=lambda slug: streams.ladder_failed(slug))
     streams = Streams(pool, app[EVENTS], settings.rtmp_port)
     app[LADDERS], app[STREAMS] = pool, streams
-    stat_url = f"http://127.0.0.1:{settings.http_port}/rtmp_stat"
-    task = asyncio.create_task(streams.reconcile(app[HTTP], stat_url))
+    task = asyncio.create_task(streams.reconcile(app[HTTP], stat_url(settings.http_port)))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

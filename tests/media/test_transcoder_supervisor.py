@@ -156,6 +156,8 @@ async def test_ladder_survives_kill_9_and_ends_cleanly(tmp_path: Path, source_fl
         assert all((out / "240p" / s.init).exists() for s in now.segments)
         assert len(set(segments(out / "240p" / "index.m3u8"))) == len(now.segments)
         assert exits("crashed") == crashed + 1
+        assert [(e.kind, e.rung) for e in sup.events] == [("restart", "240p")]
+        assert next(iter(sup.events)).detail.startswith("crashed, again in ")
         # The other rung never noticed: same process, one init, consecutive sequence numbers.
         assert sup.pids["h264"] == pids["h264"]
         copy_now = parse_media((out / "h264" / "index.m3u8").read_text())
@@ -338,6 +340,14 @@ async def test_falling_behind_steps_the_preset_sheds_the_top_hevc_rungs_then_res
         assert not back.ended and len(back.segments) >= 2  # a fresh playlist, playable
         assert sample("onair_transcoder_restored_total") == restored + 1
         assert sup.pids["h264"] == copy_pid and sup.pids["120p"] == kept_pid
+        # What the dashboard's live panel lists, in order.
+        told = [(e.kind, e.rung) for e in sup.events]
+        assert told[0][0] == "preset", told  # a faster preset first, then sheds
+        assert [t for t in told if t[0] in ("shed", "restore")] == [
+            ("shed", "240p"),
+            ("shed", "180p"),
+            ("restore", "180p"),
+        ], told
         now = parse_media((out / "120p" / "index.m3u8").read_text())
         assert {s.cc for s in now.segments} == {kept.segments[-1].cc}  # no discontinuity
     finally:

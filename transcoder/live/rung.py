@@ -21,6 +21,7 @@ from transcoder.ffmpeg.process import FfmpegProcess
 from transcoder.ffmpeg.progress import Progress
 from transcoder.live.command import TranscodeJob, build_args, working_dir
 from transcoder.live.encoders import presets_label
+from transcoder.live.events import LadderEvents
 from transcoder.live.ladder import Rendition
 from transcoder.live.shedding import ShedPolicy
 from transcoder.schedule import process_jiffies
@@ -67,10 +68,12 @@ class RungProcess:
         pidfile: Path,
         options: SupervisorOptions,
         on_failed: Callable[[RungProcess], None],
+        events: LadderEvents,
     ) -> None:
         """job: one rendition; pidfile: where the orphan guard goes; on_failed: called once
-        the rung gives up after repeated fast failures."""
+        the rung gives up after repeated fast failures; events: where its restarts are told."""
         self.channel = channel
+        self.events = events
         self.job = job
         self.options = options
         self._pidfile = pidfile
@@ -165,6 +168,7 @@ class RungProcess:
                     self._fail(fast, reason)
                     return
                 metrics.RESTARTS.labels(self.channel, self.name).inc()
+                self.events.add("restart", self.name, f"{reason}, again in {backoff:.0f} s")
                 self.state = "backoff"
                 log.warning(
                     "ffmpeg restarting channel=%s rung=%s reason=%s delay=%.1fs failures=%d",

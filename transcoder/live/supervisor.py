@@ -22,6 +22,7 @@ from transcoder import metrics
 from transcoder.ffmpeg.probe import SourceInfo
 from transcoder.live.command import TranscodeJob
 from transcoder.live.encoders import ladder_preset_index, presets_label
+from transcoder.live.events import LadderEvents
 from transcoder.live.ladder import LadderConfig, Rendition, cpu_cost
 from transcoder.live.rung import RungProcess, SpawnError, SupervisorOptions
 from transcoder.live.shedding import CpuReading, RestoreTimer, catch_up, predicted_speed
@@ -55,6 +56,9 @@ class Supervisor:
         """channel: the public slug (safe to log); job: every rung of the ladder (each gets a
         process of its own); run_dir: where the rungs' pidfiles go (<slug>.<rung>.pid)."""
         self.channel = channel
+        self.source = source
+        self.started_config = job.config  # the presets it began with, before any step
+        self.events = LadderEvents()
         self._job = job
         self._ladder = job.renditions  # the full ladder, in its order
         self._run_dir = run_dir
@@ -104,6 +108,11 @@ class Supervisor:
     def renditions(self) -> tuple[Rendition, ...]:
         """The rungs of the ladder now, in ladder order (fewer after shedding)."""
         return tuple(r for r in self._ladder if r not in self._shed)
+
+    @property
+    def shed(self) -> tuple[Rendition, ...]:
+        """The rungs shed now, in ladder order."""
+        return tuple(r for r in self._ladder if r in self._shed)
 
     @property
     def pids(self) -> dict[str, int | None]:
@@ -162,6 +171,7 @@ class Supervisor:
             pidfile=self._run_dir / f"{self.channel}.{rendition.name}.pid",
             options=self._opts,
             on_failed=self._rung_failed,
+            events=self.events,
         )
         self.rungs[rendition.name] = rung
         await rung.start()
@@ -206,6 +216,7 @@ class Supervisor:
             self.state = "stopped"
             return
         self.state = "failed"
+        self.events.add("failed", self._failed.name, "failed again and again: the ladder gave up")
         metrics.FAILED.labels(self.channel).inc()
         log.error("ladder gave up channel=%s rung=%s", self.channel, self._failed.name)
         if self._on_failed is not None:
@@ -257,6 +268,7 @@ class Supervisor:
                 else:
                     rung.job = job
             metrics.PRESET_CHANGES.labels(self.channel).inc()
+            self.events.add("preset", names, f"{was} to {self.preset}, at {speed:.2f}x")
             log.warning(
                 "ffmpeg faster preset channel=%s preset=%s was=%s behind=%s speed=%.2f "
                 "restarted=%s",
@@ -277,6 +289,7 @@ class Supervisor:
         if name in self._restored:  # it came back and could not stay: wait longer next time
             self._restore.hold_s = min(self._restore.hold_s * 2, RESTORE_HOLD_MAX_S)
         metrics.SHED.labels(self.channel).inc()
+        self.events.add("shed", name, f"behind live at {speed:.2f}x ({behind})")
         with contextlib.suppress(KeyError):
             metrics.RUNG_SPEED.remove(self.channel, name)
         log.warning(
@@ -326,6 +339,7 @@ class Supervisor:
             self._playlists.shed(self.renditions, now)
             return
         metrics.RESTORED.labels(self.channel).inc()
+        self.events.add("restore", candidate.name, f"room again (predicted {predicted or 0:.2f}x)")
         log.warning(
             "ffmpeg restored rung channel=%s rung=%s rungs=%s predicted_speed=%.2f held=%.0fs",
             self.channel, candidate.name, ",".join(r.name for r in self.renditions),
