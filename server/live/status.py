@@ -13,7 +13,7 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -36,7 +36,7 @@ from transcoder.live.supervisor import Supervisor
 log = logging.getLogger("onair.status")
 
 REPORT_EVERY_S = 2.0  # the dashboard polls every 5 s: each poll sees a fresh snapshot
-KEEP_VIEWER_MINUTES = "1 day"
+KEEP_VIEWER_MINUTES = timedelta(days=1)
 PRUNE_EVERY = 30  # reports between prunes of old viewer minutes (~a minute)
 
 

@@ -22,6 +22,7 @@ REQUIRED_ASSETS = (
     "admin_common.js",
     "admin.js",
     "admin_channel.js",
+    "admin_live.js",
     "vendor/hls.light.min.js",
     "vendor/socket.io.min.js",
     "vendor/tus.min.js",

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, Route, expect
 from server.db import DB
 from server.recordings.service import RECORDINGS
 from server.recordings.store import new_id
-from tests.browser.conftest import ARTIFACTS, Watched, new_channel, open_page
+from tests.browser.conftest import ARTIFACTS, LADDER_TIMEOUT, Watched, new_channel, open_page
 from tests.browser.test_chat_page import joined, pick_name, say
 from tests.conftest import LiveStack, Publisher, get_json
 from tests.recordings.conftest import make_part
@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.media]
 LIVE_TIMEOUT = 60_000  # ms: nginx-rtmp's publish hook, then the list's next refresh
 # Rotating the key drops the publisher at nginx-rtmp's next update hook (every 10 s) or so.
 DROP_TIMEOUT = 30.0
+TIMES = "\N{MULTIPLICATION SIGN}"  # how the page writes sizes and speeds
 A_KEY = re.compile(r"\S{20,}")  # what any stream key the page shows looks like
 
 
@@ -71,6 +72,24 @@ async def exited(publisher: Publisher, timeout: float) -> bool:
     return True
 
 
+async def expect_live_panel(page: Page) -> None:
+    """The channel page's live panel with a publisher: source, every rung's speed, the charts."""
+    await expect(page.locator("#live-badge")).to_have_text("Live", timeout=LIVE_TIMEOUT)
+    await expect(page.locator("#live-source")).to_contain_text("H264")
+    await expect(page.locator("#live-source")).to_contain_text(f"640{TIMES}360 at 30 fps")
+    speeds = page.locator('#live-rungs td[data-label="Speed"]')
+    await expect(speeds.first).to_be_visible(timeout=LADDER_TIMEOUT * 1000)
+    await expect(speeds.filter(has_text="…")).to_have_count(0, timeout=LADDER_TIMEOUT * 1000)
+    rate = re.compile(r"[1-9][\d.]* (kbit|Mbit)/s \(video")
+    await expect(page.locator("#live-input")).to_have_text(rate, timeout=LADDER_TIMEOUT * 1000)
+    for speed in await speeds.all_text_contents():
+        assert re.fullmatch(rf"\d+\.\d\d{TIMES}", speed), speed
+    viewers = await page.locator("#viewers-chart").get_attribute("aria-label")
+    assert viewers is not None and re.fullmatch(
+        r"Viewers over the last hour: peak \d+, now \d+", viewers
+    )
+
+
 async def test_operator_signs_in_creates_goes_live_rotates_and_deletes(
     live_stack: LiveStack, browser: Browser, publish
 ) -> None:  # type: ignore[no-untyped-def]
@@ -93,8 +112,25 @@ async def test_operator_signs_in_creates_goes_live_rotates_and_deletes(
     await expect(row.locator("td").nth(3)).not_to_be_empty()  # uptime
     await page.screenshot(path=ARTIFACTS / "admin-channels.png", full_page=True)
 
-    # The key is shown once: a reload does not bring it back.
-    await page.reload()
+    await row.get_by_role("link", name="Manage show").click()
+    viewer = await joined(await open_page(browser, f"{live_stack.http}/watch/show"))
+    await pick_name(viewer, "fan")
+    await say(viewer, "hello from the audience")
+    await expect_live_panel(page)
+    await expect(page.locator("#live-viewers")).to_have_text("1", timeout=LIVE_TIMEOUT)
+    await expect(page.locator("#viewers-chart-peak")).to_have_text(re.compile(r"^peak 1, now "))
+    await expect(page.locator("#chat-chart-peak")).to_have_text(re.compile(r"^peak 1, now "))
+    await page.screenshot(path=ARTIFACTS / "admin-channel-live.png", full_page=True)
+    phone = await signed_in(browser, live_stack, phone=True)
+    await phone.page.goto(f"{live_stack.http}/admin/channels/show")
+    await expect_live_panel(phone.page)
+    width = await phone.page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, f"the channel page scrolls sideways at phone width ({width} px)"
+    await phone.page.screenshot(path=ARTIFACTS / "admin-channel-phone.png", full_page=True)
+    assert await phone.problems() == []
+
+    # The key is shown once: neither the channel page nor a reload brings it back.
+    await page.goto(f"{live_stack.http}/admin")
     await expect(page.get_by_label("Stream key", exact=True)).to_be_hidden()
     assert key not in await page.content()
     row = page.locator('tr[data-slug="show"]')
