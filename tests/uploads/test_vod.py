@@ -13,8 +13,9 @@ from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.uploader import Uploader
 
 from tests.conftest import ADMIN_TOKEN, LiveStack, json_of, wait_until
+from tests.cutting_proxy import CuttingProxy
 from tests.recordings.conftest import decodes
-from tests.uploads.conftest import CuttingProxy, uploading_channel
+from tests.uploads.conftest import uploading_channel
 
 pytestmark = [pytest.mark.media]
 CHUNK = 64 * 1024
