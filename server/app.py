@@ -20,7 +20,7 @@ from server.channels import store as channels_store
 from server.chat import api as chat_api
 from server.chat import room as chat
 from server.events import EVENTS, EventBus
-from server.live import hooks, panel, playlists, status, streams, thumbnails, viewers
+from server.live import directory, hooks, panel, playlists, status, streams, thumbnails, viewers
 from server.pages import render as pages
 from server.recordings import api as recordings_api
 from server.recordings import service as recordings
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
             playlists.playlist_cache,
             viewers.viewer_sessions,
             status.live_status,  # what this host's live channels are doing, for the dashboard
+            directory.live_directory,  # which channels are live here or on another host
             thumbnails.thumbnails,
             chat.chat_context,  # after the pool: chat flushes before it closes
             slot.encoder_slot,  # before recordings and uploads, which hand it their jobs

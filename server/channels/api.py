@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +12,7 @@ from server.channels import tokens
 from server.channels.store import CHANNELS, Channel, channel_in_path, check_slug, check_title
 from server.channels.tokens import ChannelToken
 from server.db import DB
-from server.live.streams import STREAMS
+from server.live.directory import LIVE
 from server.live.viewers import VIEWERS
 from server.web.auth import path_slug, require_admin, require_channel
 from server.web.errors import ApiError, NotFound, read_json_object
@@ -19,9 +20,10 @@ from server.web.errors import ApiError, NotFound, read_json_object
 routes = web.RouteTableDef()
 
 
-def channel_json(request: web.Request, channel: Channel) -> dict[str, Any]:
-    """A channel as the API shows it, with its live state."""
-    started = request.app[STREAMS].started_at(channel.slug)
+def channel_json(
+    request: web.Request, channel: Channel, started: datetime | None
+) -> dict[str, Any]:
+    """A channel as the API shows it, with its live state (`started`: its session's start)."""
     return {
         "slug": channel.slug,
         "title": channel.title,
@@ -36,7 +38,8 @@ def channel_json(request: web.Request, channel: Channel) -> dict[str, Any]:
 async def list_channels(request: web.Request) -> web.Response:
     """Every channel, live ones first."""
     found = await request.app[CHANNELS].list()
-    body = [channel_json(request, c) for c in found]
+    live = await request.app[LIVE].started()
+    body = [channel_json(request, c, live.get(c.slug)) for c in found]
     body.sort(key=lambda c: not c["live"])
     return web.json_response(body)
 
@@ -45,7 +48,8 @@ async def list_channels(request: web.Request) -> web.Response:
 async def get_channel(request: web.Request) -> web.Response:
     """One channel."""
     channel = await request.app[CHANNELS].get(path_slug(request))
-    return web.json_response(channel_json(request, channel))
+    started = await request.app[LIVE].started_at(channel.slug)
+    return web.json_response(channel_json(request, channel, started))
 
 
 @routes.post("/api/channels")
@@ -82,7 +86,8 @@ async def update_channel(request: web.Request) -> web.Response:
         await store.set_title(slug, check_title(body["title"]))
     if isinstance(disabled, bool):
         await store.set_disabled(slug, disabled)
-    return web.json_response(channel_json(request, await store.get(slug)))
+    started = await request.app[LIVE].started_at(slug)
+    return web.json_response(channel_json(request, await store.get(slug), started))
 
 
 @routes.post("/api/channels/{slug}/rotate-key")

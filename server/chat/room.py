@@ -54,7 +54,7 @@ from server.chat.state import ChatState, MemoryState
 from server.chat.store import MessageWriter, ban_keys, utc_from_ms
 from server.db import DB
 from server.events import EVENTS, StreamEvent
-from server.live.streams import STREAMS, Streams
+from server.live.directory import LIVE, LiveDirectory
 from server.live.viewers import VIEWERS, ViewerSessions
 from server.settings import SETTINGS, Settings
 
@@ -73,7 +73,7 @@ class Chat:
         settings: Settings,
         db: asyncpg.Pool,
         channels: ChannelStore,
-        streams: Streams,
+        live: LiveDirectory,
         viewers: ViewerSessions,
         state: ChatState,
         writer: MessageWriter,
@@ -82,7 +82,7 @@ class Chat:
         self.settings = settings
         self.db = db
         self.channels = channels
-        self.streams = streams
+        self.live = live
         self.viewers = viewers
         self.state = state
         self.writer = writer
@@ -297,7 +297,7 @@ class Chat:
             "user": user,
             "history": history,
             "viewers": viewers,
-            "live": self.streams.started_at(channel) is not None,
+            "live": await self.live.started_at(channel) is not None,
             "slow_mode": await self.state.slow_mode(channel),
         }
 
@@ -383,7 +383,7 @@ async def chat_context(app: web.Application) -> AsyncIterator[None]:
             await state.ban(channel, keys, until)
     writer = MessageWriter(db)
     chat = app[CHAT] = Chat(
-        app[SIO], settings, db, app[CHANNELS], app[STREAMS], app[VIEWERS], state, writer
+        app[SIO], settings, db, app[CHANNELS], app[LIVE], app[VIEWERS], state, writer
     )
     tasks = [asyncio.create_task(writer.run()), asyncio.create_task(chat.tick_forever())]
     unsubscribe = app[EVENTS].subscribe(chat.on_stream)

@@ -12,12 +12,11 @@ from aiohttp import web
 
 from server.channels.store import CHANNELS
 from server.db import DB
+from server.live.directory import STALE_AFTER_S
 from server.web.auth import path_slug, require_channel
 
 routes = web.RouteTableDef()
 
-# A snapshot older than this (REPORT_EVERY_S is 2 s) means its host stopped reporting.
-STALE_AFTER_S = 15.0
 SERIES_MINUTES = 60
 NO_LADDER_AFTER_S = 30.0  # live this long without a ladder: the probe or FFmpeg failed
 NO_INPUT_AFTER_S = 20.0  # nginx-rtmp averages its rates over ~10 s

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server.channels.api import channel_json
 from server.channels.store import CHANNELS
+from server.live.directory import LIVE
 from server.pages.assets import ASSETS, STATIC_DIR, Assets
 from server.pages.assets import routes as asset_routes
 from server.web.auth import path_slug
@@ -89,7 +90,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 async def index(request: web.Request) -> web.Response:
     """Every channel, live ones first, busiest first among them."""
     found = await request.app[CHANNELS].list()
-    listed = [channel_json(request, c) for c in found if not c.disabled]
+    live = await request.app[LIVE].started()
+    listed = [channel_json(request, c, live.get(c.slug)) for c in found if not c.disabled]
     listed.sort(key=lambda c: (not c["live"], -c["viewers"]))
     return request.app[PAGES].render("index.html", channels=listed)
 
@@ -103,7 +105,8 @@ async def watch(request: web.Request) -> web.Response:
         channel = await request.app[CHANNELS].get(path_slug(request))
     except NotFound:
         return pages.render("not_found.html", status=404, slug=slug[:60])
-    return pages.render("watch.html", channel=channel_json(request, channel))
+    started = await request.app[LIVE].started_at(channel.slug)
+    return pages.render("watch.html", channel=channel_json(request, channel, started))
 
 
 def setup(app: web.Application) -> None:

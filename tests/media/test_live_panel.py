@@ -80,6 +80,13 @@ async def test_live_panel_shows_source_rungs_and_audience_from_any_host(
     assert response.status == 200 and seen["live"] is True
     assert seen["host"] == stack.settings.node_name
     assert [r["name"] for r in seen["ladder"]["rungs"]] == list(rungs)
+    # The edge's channel list, channel and watch page show it live too, since the same start.
+    _, on_media = await get_json(f"{stack.http}/api/channels/panel")
+    listed = {c["slug"]: c for c in await (await edge.get("/api/channels")).json()}
+    assert listed["panel"]["live"] is True and listed["other"]["live"] is False
+    assert listed["panel"]["started_at"] == on_media["started_at"] is not None
+    assert (await (await edge.get("/api/channels/panel")).json())["live"] is True
+    assert 'data-live="true"' in await (await edge.get("/watch/panel")).text()
 
     # A streamer of another channel sees nothing of this one; nobody signed in neither.
     _, streamer = await tokens.create(stack.app[DB], "other", "streamer", "Streamer")
@@ -100,6 +107,11 @@ async def test_live_panel_shows_source_rungs_and_audience_from_any_host(
         return (await panel_of(stack.http, "panel"))["live"] is False
 
     await wait_until(offline, OFFLINE_TIMEOUT, "the panel offline once the publisher left")
+
+    async def offline_on_the_edge() -> bool:
+        return (await (await edge.get("/api/channels/panel")).json())["live"] is False
+
+    await wait_until(offline_on_the_edge, OFFLINE_TIMEOUT, "the edge's channel offline")
 
 
 async def test_a_host_that_stopped_reporting_is_named(live_stack: LiveStack) -> None:
