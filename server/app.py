@@ -25,6 +25,8 @@ from server.pages import render as pages
 from server.recordings import api as recordings_api
 from server.recordings import service as recordings
 from server.settings import SETTINGS, Settings
+from server.simulcast import api as simulcast_api
+from server.simulcast import relays
 from server.uploads import api as uploads_api
 from server.uploads import service as uploads
 from server.uploads import tus
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
             viewers.viewer_sessions,
             status.live_status,  # what this host's live channels are doing, for the dashboard
             directory.live_directory,  # which channels are live here or on another host
+            relays.relays,  # simulcast: each live channel's destinations, one FFmpeg each
             thumbnails.thumbnails,
             chat.chat_context,  # after the pool: chat flushes before it closes
             slot.encoder_slot,  # before recordings and uploads, which hand it their jobs
@@ -85,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
         recordings_api.routes,
         tus.routes,
         uploads_api.routes,
+        simulcast_api.routes,
     ):
         app.add_routes(routes)
     pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages

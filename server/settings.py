@@ -93,6 +93,11 @@ class Settings:
     segment_seconds: int = 2
     upload_max_bytes: int = 5 * 1024**3  # the largest video upload (tus Upload-Length)
     upload_expiry_s: float = 86400.0  # an upload that received nothing for this long is deleted
+    # Simulcast relays: the CAs an rtmps:// platform's certificate must chain to, and whether
+    # a destination may be a private, loopback or link-local address (a platform inside your
+    # network; off, a streamer cannot aim the server's relay at its neighbours).
+    relay_ca_file: Path = Path("/etc/ssl/certs/ca-certificates.crt")
+    relay_allow_private: bool = False
     # This host's name in the shared database: recordings, uploads and videos it holds the
     # files of carry it, and only their own host's background work touches them.
     node_name: str = field(default_factory=socket.gethostname)
@@ -209,6 +214,15 @@ def _parse_preset(raw: Any) -> str:
     return str(raw)
 
 
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError
+    return text in ("true", "1", "yes")
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -260,6 +274,8 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "upload_max_bytes": (_parse_count, "a byte count >= 1", False),
     "upload_expiry_s": (_parse_expiry, "seconds between 1 and 2592000 (30 days)", False),
     "node_name": (_parse_nonempty, "a name for this host, unique among the servers", False),
+    "relay_ca_file": (_parse_path, "a file of PEM certificates", False),
+    "relay_allow_private": (_parse_bool, "true or false", False),
     **LADDER_FIELDS,
 }
 

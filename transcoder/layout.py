@@ -53,6 +53,7 @@ class MediaLayout:
         self.run = root / "run"  # live ladders' pidfiles
         self.recordings_run = self.run / "recordings"  # recorder, finalize, compression, checks
         self.videos_run = self.run / "videos"  # VOD ladder and poster pidfiles
+        self.relays_run = self.run / "relays"  # simulcast relays' pidfiles
 
     def live_channel(self, slug: str) -> Path:
         """MEDIA_DIR/live/<slug>, after validating the slug."""

@@ -98,6 +98,7 @@ class FfmpegProcess:
         label: str,
         logger: logging.Logger,
         on_progress: Callable[[Progress], None] | None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         """Use FfmpegProcess.start(); label is what log lines name (never a stream key)."""
         self.proc = proc
@@ -108,6 +109,7 @@ class FfmpegProcess:
         self._pidfile = pidfile
         self._log = logger
         self._on_progress = on_progress
+        self._redact = redact
         self._readers = [
             asyncio.create_task(self._read_stdout()),
             asyncio.create_task(self._read_stderr()),
@@ -125,11 +127,15 @@ class FfmpegProcess:
         priority: Sequence[str] = (),
         logger: logging.Logger = log,
         on_progress: Callable[[Progress], None] | None = None,
+        pass_fds: Sequence[int] = (),
+        redact: Callable[[str], str] | None = None,
     ) -> FfmpegProcess:
         """Spawn `priority + args` in a new session in `cwd`; OSError when it cannot start.
 
         The pidfile says "<pid>\\n<marker>\\n", and marker must appear in args: the reaper
         kills a process only while its argv still carries the marker (a reused pid does not).
+        pass_fds are inherited by FFmpeg (a pipe it reads options from); `redact` rewrites
+        each stderr line before it is logged or kept (a secret FFmpeg might echo).
         """
         if pidfile is not None and marker not in " ".join(args):
             raise ValueError("the pidfile's marker must be in the arguments")
@@ -142,11 +148,12 @@ class FfmpegProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # own process group: signals reach ffmpeg, not us
+            pass_fds=tuple(pass_fds),
         )
         if pidfile is not None:
             pidfile.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(pidfile, f"{proc.pid}\n{marker}\n")
-        return cls(proc, pidfile, label, logger, on_progress)
+        return cls(proc, pidfile, label, logger, on_progress, redact)
 
     @property
     def returncode(self) -> int | None:
@@ -211,6 +218,8 @@ class FfmpegProcess:
         assert self.proc.stderr is not None
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
+            if self._redact is not None:
+                line = self._redact(line)
             if not line:
                 continue
             level = classify_stderr(line)

@@ -1,0 +1,188 @@
+"""A "platform" for the relays to send to: a second, separate nginx-rtmp on free loopback
+ports (application live2, as YouTube names it), optionally behind a TLS front (nginx's stream
+module) with a certificate from a CA the test makes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bench.harness import open_tempdir, stop_process, wait_until
+from server.ops.stack import free_port
+from server.settings import Settings
+
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+
+@dataclass
+class TestCA:
+    """A CA, and certificates it signed for names."""
+
+    folder: Path
+    cert: Path = field(init=False)
+    key: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cert, self.key = self.folder / "ca.pem", self.folder / "ca.key"
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-days", "2", "-subj", "/CN=Onair test CA",
+                 "-keyout", str(self.key), "-out", str(self.cert))  # fmt: skip
+
+    def issue(self, name: str, *, ip: str | None = None) -> tuple[Path, Path]:
+        """A server certificate and key for DNS name `name` (and IP `ip`)."""
+        cert, key, csr = (self.folder / f"{name}.{ext}" for ext in ("pem", "key", "csr"))
+        ext = self.folder / f"{name}.ext"
+        alt = f"DNS:{name}" + (f",IP:{ip}" if ip else "")
+        ext.write_text(f"subjectAltName={alt}\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr))  # fmt: skip
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert),
+                 "-CAkey", str(self.key), "-CAcreateserial", "-days", "2",
+                 "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+        return cert, key
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> Iterator[TestCA]:
+    folder = open_tempdir("onair-ca-")
+    yield TestCA(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class Platform:
+    """A separate nginx-rtmp that takes any publish on application live2."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        self.prefix = open_tempdir("onair-platform-")
+        self.rtmp_port = free_port()
+        self.http_port = free_port()
+        self.tls_port = free_port() if tls else None
+        self.tls = tls
+        self.process: asyncio.subprocess.Process | None = None
+
+    def server(self, host: str = "127.0.0.1") -> str:
+        """The server URL a streamer types (rtmps:// through the TLS front when there is one)."""
+        if self.tls_port:
+            return f"rtmps://{host}:{self.tls_port}/live2"
+        return f"rtmp://{host}:{self.rtmp_port}/live2"
+
+    def play_url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live2/{key}"
+
+    def _config(self) -> str:
+        stream = ""
+        if self.tls:
+            cert, key = self.tls
+            stream = f"""
+stream {{
+    server {{
+        listen 127.0.0.1:{self.tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        proxy_pass 127.0.0.1:{self.rtmp_port};
+    }}
+}}"""
+        return f"""
+load_module {RTMP_MODULE};
+{"load_module " + str(STREAM_MODULE) + ";" if self.tls else ""}
+worker_processes 1;
+daemon off;
+pid {self.prefix}/nginx.pid;
+error_log {self.prefix}/error.log info;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{self.rtmp_port};
+        application live2 {{ live on; }}
+    }}
+}}
+http {{
+    access_log off;
+    client_body_temp_path {self.prefix}/body;
+    proxy_temp_path {self.prefix}/proxy;
+    fastcgi_temp_path {self.prefix}/fastcgi;
+    uwsgi_temp_path {self.prefix}/uwsgi;
+    scgi_temp_path {self.prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{self.http_port};
+        location /stat {{ rtmp_stat all; }}
+    }}
+}}
+{stream}
+"""
+
+    async def start(self) -> None:
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(self._config())
+        self.process = await asyncio.create_subprocess_exec(
+            "nginx", "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+        async def up() -> bool:
+            if self.process is not None and self.process.returncode is not None:
+                log = (self.prefix / "error.log").read_text()[-800:]
+                raise AssertionError(f"the platform's nginx exited: {log}")
+            try:
+                await self.stat()
+                return True
+            except (aiohttp.ClientError, OSError):
+                return False
+
+        await wait_until(up, 20, "the platform's nginx to answer", interval=0.05)
+
+    async def kill(self) -> None:
+        """Gone without a word, as a platform's ingest that crashed."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await stop_process(self.process)
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+    async def stat(self) -> ET.Element:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.http_port}/stat") as response,
+        ):
+            return ET.fromstring(await response.text())
+
+    async def streams(self) -> dict[str, int]:
+        """Stream name -> bytes received, of every stream being published to live2."""
+        root = await self.stat()
+        return {
+            s.findtext("name", ""): int(s.findtext("bytes_in", "0"))
+            for s in root.iter("stream")
+            if s.find("publishing") is not None
+        }
+
+
+@pytest.fixture
+async def platform() -> AsyncIterator[Platform]:
+    started = Platform()
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, test_ca: TestCA) -> Settings:
+    """Relays may go to loopback (the platform is here) and trust the test CA."""
+    return settings.with_changes(relay_allow_private=True, relay_ca_file=test_ca.cert)
