@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(nginx libnginx-mod-rtmp ffmpeg postgresql redis-server python3 python3-venv python3-dev gcc)
-# chromium: tests/browser, driven by Playwright; gstreamer: hlsdemux2 as an independent player
+# chromium: tests/browser, driven by Playwright; gstreamer: hlsdemux2 as an independent player;
+# libnginx-mod-stream and openssl: tests/simulcast's TLS front before a second nginx-rtmp
 APT_TEST_PACKAGES=(restic python3-psycopg2 chromium
-  gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+  gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+  libnginx-mod-stream openssl procps)
 # The watch page's libraries come from the npm registry; Debian 12's nodejs 18 + npm 9 will do.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 VENV=.venv

@@ -23,6 +23,7 @@ REQUIRED_ASSETS = (
     "admin.js",
     "admin_channel.js",
     "admin_live.js",
+    "admin_destinations.js",
     "vendor/hls.light.min.js",
     "vendor/socket.io.min.js",
     "vendor/tus.min.js",

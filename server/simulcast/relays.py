@@ -48,9 +48,12 @@ _LEVEL = re.compile(r"^\[(error|warning|fatal|panic)\] ")
 
 
 def plain_error(lines: list[str]) -> str | None:
-    """FFmpeg's last words, without its pointer and level prefixes."""
+    """What FFmpeg said went wrong (its first two complaints, where the cause is), without
+    its pointer and level prefixes."""
     cleaned: list[str] = []
-    for line in lines[-2:]:
+    for line in lines:
+        if len(cleaned) == 2:
+            break
         text = _LEVEL.sub("", _ADDRESS.sub("", line)).strip()
         if text and text not in cleaned:
             cleaned.append(text)

@@ -233,7 +233,10 @@ async def update(
     values.append(current.id)
     try:
         row = await db.fetchrow(
-            f"""UPDATE destinations SET {", ".join(sets)}, updated_at = now()
+            f"""UPDATE destinations SET {", ".join(sets)}, updated_at = now(),
+                    -- a running relay restarts on the change: not "live" on the old settings
+                    state = CASE WHEN state = 'idle' THEN state ELSE 'connecting' END,
+                    state_since = CASE WHEN state = 'idle' THEN state_since ELSE now() END
                 WHERE id = ${len(values)} RETURNING {_COLUMNS}""",
             *values,
         )

@@ -5,10 +5,13 @@ module) with a certificate from a CA the test makes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
 
 @dataclass
-class TestCA:
+class LabCA:
     """A CA, and certificates it signed for names."""
 
     folder: Path
@@ -56,9 +59,9 @@ def _openssl(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_ca() -> Iterator[TestCA]:
+def test_ca() -> Iterator[LabCA]:
     folder = open_tempdir("onair-ca-")
-    yield TestCA(folder)
+    yield LabCA(folder)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -132,29 +135,40 @@ http {{
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # kill() takes the workers too
         )  # fmt: skip
 
         async def up() -> bool:
             if self.process is not None and self.process.returncode is not None:
                 log = (self.prefix / "error.log").read_text()[-800:]
                 raise AssertionError(f"the platform's nginx exited: {log}")
-            try:
-                await self.stat()
-                return True
-            except (aiohttp.ClientError, OSError):
-                return False
+            return await self.answers()
 
         await wait_until(up, 20, "the platform's nginx to answer", interval=0.05)
 
     async def kill(self) -> None:
         """Gone without a word, as a platform's ingest that crashed."""
         if self.process is not None and self.process.returncode is None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
+
+        async def workers_gone() -> bool:
+            return not await self.answers()
+
+        await wait_until(workers_gone, 10, "the platform's nginx workers to die")
+
+    async def answers(self) -> bool:
+        try:
+            await self.stat()
+            return True
+        except (aiohttp.ClientError, OSError):
+            return False
 
     async def stop(self) -> None:
         if self.process is not None:
             await stop_process(self.process)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # workers a killed master left
         shutil.rmtree(self.prefix, ignore_errors=True)
 
     async def stat(self) -> ET.Element:
@@ -175,14 +189,27 @@ http {{
 
 
 @pytest.fixture
-async def platform() -> AsyncIterator[Platform]:
-    started = Platform()
-    await started.start()
-    yield started
-    await started.stop()
+async def platforms() -> AsyncIterator[Callable[..., Awaitable[Platform]]]:
+    """Start platforms (with a TLS front: pass its certificate and key); all stop at the end."""
+    started: list[Platform] = []
+
+    async def start(tls: tuple[Path, Path] | None = None) -> Platform:
+        platform = Platform(tls)
+        started.append(platform)
+        await platform.start()
+        return platform
+
+    yield start
+    for platform in started:
+        await platform.stop()
 
 
 @pytest.fixture
-def settings(settings: Settings, test_ca: TestCA) -> Settings:
+async def platform(platforms: Callable[..., Awaitable[Platform]]) -> Platform:
+    return await platforms()
+
+
+@pytest.fixture
+def settings(settings: Settings, test_ca: LabCA) -> Settings:
     """Relays may go to loopback (the platform is here) and trust the test CA."""
     return settings.with_changes(relay_allow_private=True, relay_ca_file=test_ca.cert)

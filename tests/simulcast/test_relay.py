@@ -139,3 +139,56 @@ async def test_a_live_channel_reaches_the_platform_with_its_key_and_source_untou
 
 async def _grew(stack: LiveStack, slug: str, destination_id: int) -> bool:
     return (await destination(stack, slug, destination_id))["bytes_sent"] > 100_000
+
+
+def playlists(stack: LiveStack, slug: str) -> dict[str, str]:
+    """Every rung's media playlist of the channel, as on disk."""
+    folder = stack.settings.media_root / "live" / slug
+    return {p.parent.name: p.read_text() for p in folder.glob("*/index.m3u8")}
+
+
+async def test_a_dead_platform_fails_alone_and_is_rejoined_while_hls_and_recording_go_on(
+    live_stack: LiveStack, platform: Platform, platforms, publish
+) -> None:  # type: ignore[no-untyped-def]
+    stack = live_stack
+    second_platform = await platforms()
+    _, stream_key = await stack.app[CHANNELS].create("steady", "Steady")
+    dies = await add(stack, "steady", "Dies", platform.server())
+    stays = await add(stack, "steady", "Stays", second_platform.server(), key="second-key-42")
+    await publish(stack.rtmp(stream_key), size="640x360", fps=30)
+    await wait_state(stack, "steady", dies["id"], "live")
+    await wait_state(stack, "steady", stays["id"], "live")
+
+    async def rungs_playing() -> bool:
+        found = playlists(stack, "steady")
+        return len(found) >= 2 and all(text.count("#EXTINF") >= 2 for text in found.values())
+
+    await wait_until(rungs_playing, 120, "every rung's playlist with segments")
+    recordings = stack.settings.media_root / "recordings" / "steady"
+    before_outage = (await second_platform.streams())["second-key-42"]
+
+    await platform.kill()
+    failing = await wait_state(stack, "steady", dies["id"], "failing")
+    assert failing["last_error"], failing
+    assert KEY not in failing["last_error"]
+
+    # The other destination keeps receiving while the first one is down.
+    async def second_still_receives() -> bool:
+        return (await second_platform.streams()).get("second-key-42", 0) > before_outage + 50_000
+
+    await wait_until(second_still_receives, 30, "the second platform to keep receiving")
+    assert (await destination(stack, "steady", stays["id"]))["state"] == "live"
+
+    await platform.start()  # the platform is back, on the same address
+    back = await wait_state(stack, "steady", dies["id"], "live", timeout=90)
+    assert back["since"] > failing["since"]
+
+    async def arrived_again() -> bool:
+        return KEY in await platform.streams()
+
+    await wait_until(arrived_again, 30, "the stream on the platform again")
+    # Meanwhile viewers noticed nothing: no rung restarted, the recording is still one part.
+    for rung, text in playlists(stack, "steady").items():
+        assert "#EXT-X-DISCONTINUITY" not in text.splitlines(), rung
+    assert [p.name for p in recordings.glob("*/part-*.ts")] == ["part-0001.ts"]
+    assert len(relay_pids("steady")) == 2
