@@ -99,6 +99,15 @@ class Relay:
             self._set("live")
 
     async def _run(self) -> None:
+        try:
+            await self._relay()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug must not pass silently nor take other relays down
+            log.exception("relay broke channel=%s destination=%s", *self.labels)
+            self._set("failing", f"the relay broke ({type(err).__name__}): see the server log")
+
+    async def _relay(self) -> None:
         loop = asyncio.get_running_loop()
         destination = self.destination
         try:

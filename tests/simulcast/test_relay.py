@@ -31,32 +31,31 @@ async def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
         return response.status, json.loads(text) if text else None
 
 
-async def add(
-    stack: LiveStack, slug: str, name: str, server: str, key: str = KEY
-) -> dict[str, Any]:
+async def add(base: str, slug: str, name: str, server: str, key: str = KEY) -> dict[str, Any]:
+    """A destination through the API at `base` (the server's address)."""
     status, made = await call(
         "POST",
-        f"{stack.http}/api/channels/{slug}/destinations",
+        f"{base}/api/channels/{slug}/destinations",
         {"name": name, "server": server, "key": key},
     )
     assert status == 201, made
     return dict(made)
 
 
-async def destination(stack: LiveStack, slug: str, destination_id: int) -> dict[str, Any]:
-    status, found = await call("GET", f"{stack.http}/api/channels/{slug}/destinations")
+async def destination(base: str, slug: str, destination_id: int) -> dict[str, Any]:
+    status, found = await call("GET", f"{base}/api/channels/{slug}/destinations")
     assert status == 200, found
     return next(d for d in found if d["id"] == destination_id)
 
 
 async def wait_state(
-    stack: LiveStack, slug: str, destination_id: int, state: str, timeout: float = LIVE_TIMEOUT
+    base: str, slug: str, destination_id: int, state: str, timeout: float = LIVE_TIMEOUT
 ) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     async def reached() -> bool:
         nonlocal seen
-        seen = await destination(stack, slug, destination_id)
+        seen = await destination(base, slug, destination_id)
         return seen["state"] == state
 
     await wait_until(reached, timeout, f"destination {destination_id} {state} (last: {seen})")
@@ -96,11 +95,11 @@ async def test_a_live_channel_reaches_the_platform_with_its_key_and_source_untou
     caplog.set_level(logging.DEBUG)
     stack = live_stack
     _, stream_key = await stack.app[CHANNELS].create("relayed", "Relayed")
-    made = await add(stack, "relayed", "YouTube", platform.server())
+    made = await add(stack.http, "relayed", "YouTube", platform.server())
     assert made["key"] == "****jKl4" and made["state"] == "idle" and made["enabled"] is True
 
     await publish(stack.rtmp(stream_key), size="640x360", fps=30)
-    live = await wait_state(stack, "relayed", made["id"], "live")
+    live = await wait_state(stack.http, "relayed", made["id"], "live")
     assert live["last_error"] is None
 
     # The platform receives the stream under the key, as the streamer typed it.
@@ -116,7 +115,7 @@ async def test_a_live_channel_reaches_the_platform_with_its_key_and_source_untou
 
     # Bytes are counted, in the API and the metrics; the relay is up.
     await wait_until(
-        lambda: _grew(stack, "relayed", made["id"]), 30, "bytes_sent to grow past 100 kB"
+        lambda: _grew(stack.http, "relayed", made["id"]), 30, "bytes_sent to grow past 100 kB"
     )
     _, metrics = await get_text(f"http://127.0.0.1:{stack.settings.server_port}/metrics")
     up = f'onair_relay_up{{channel="relayed",destination="{made["id"]}"}} 1.0'
@@ -137,8 +136,8 @@ async def test_a_live_channel_reaches_the_platform_with_its_key_and_source_untou
     assert stream_key not in caplog.text
 
 
-async def _grew(stack: LiveStack, slug: str, destination_id: int) -> bool:
-    return (await destination(stack, slug, destination_id))["bytes_sent"] > 100_000
+async def _grew(base: str, slug: str, destination_id: int) -> bool:
+    return (await destination(base, slug, destination_id))["bytes_sent"] > 100_000
 
 
 def playlists(stack: LiveStack, slug: str) -> dict[str, str]:
@@ -153,11 +152,11 @@ async def test_a_dead_platform_fails_alone_and_is_rejoined_while_hls_and_recordi
     stack = live_stack
     second_platform = await platforms()
     _, stream_key = await stack.app[CHANNELS].create("steady", "Steady")
-    dies = await add(stack, "steady", "Dies", platform.server())
-    stays = await add(stack, "steady", "Stays", second_platform.server(), key="second-key-42")
+    dies = await add(stack.http, "steady", "Dies", platform.server())
+    stays = await add(stack.http, "steady", "Stays", second_platform.server(), key="second-key-42")
     await publish(stack.rtmp(stream_key), size="640x360", fps=30)
-    await wait_state(stack, "steady", dies["id"], "live")
-    await wait_state(stack, "steady", stays["id"], "live")
+    await wait_state(stack.http, "steady", dies["id"], "live")
+    await wait_state(stack.http, "steady", stays["id"], "live")
 
     async def rungs_playing() -> bool:
         found = playlists(stack, "steady")
@@ -168,7 +167,7 @@ async def test_a_dead_platform_fails_alone_and_is_rejoined_while_hls_and_recordi
     before_outage = (await second_platform.streams())["second-key-42"]
 
     await platform.kill()
-    failing = await wait_state(stack, "steady", dies["id"], "failing")
+    failing = await wait_state(stack.http, "steady", dies["id"], "failing")
     assert failing["last_error"], failing
     assert KEY not in failing["last_error"]
 
@@ -177,10 +176,10 @@ async def test_a_dead_platform_fails_alone_and_is_rejoined_while_hls_and_recordi
         return (await second_platform.streams()).get("second-key-42", 0) > before_outage + 50_000
 
     await wait_until(second_still_receives, 30, "the second platform to keep receiving")
-    assert (await destination(stack, "steady", stays["id"]))["state"] == "live"
+    assert (await destination(stack.http, "steady", stays["id"]))["state"] == "live"
 
     await platform.start()  # the platform is back, on the same address
-    back = await wait_state(stack, "steady", dies["id"], "live", timeout=90)
+    back = await wait_state(stack.http, "steady", dies["id"], "live", timeout=90)
     assert back["since"] > failing["since"]
 
     async def arrived_again() -> bool:

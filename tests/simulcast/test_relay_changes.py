@@ -39,21 +39,21 @@ async def test_edits_while_live_start_stop_or_restart_only_that_relay(
 ) -> None:  # type: ignore[no-untyped-def]
     stack = live_stack
     _, stream_key = await stack.app[CHANNELS].create("edits", "Edits")
-    one = await add(stack, "edits", "One", platform.server(), key="key-one-1111")
-    two = await add(stack, "edits", "Two", platform.server(), key="key-two-2222")
+    one = await add(stack.http, "edits", "One", platform.server(), key="key-one-1111")
+    two = await add(stack.http, "edits", "Two", platform.server(), key="key-two-2222")
     publisher = await publish(stack.rtmp(stream_key), size="320x240", fps=30)
-    await wait_state(stack, "edits", one["id"], "live")
-    await wait_state(stack, "edits", two["id"], "live")
+    await wait_state(stack.http, "edits", one["id"], "live")
+    await wait_state(stack.http, "edits", two["id"], "live")
     two_pid = relay_pid("edits", two["id"])
     assert two_pid is not None and relay_pid("edits", one["id"]) is not None
 
     await patch(stack, one["id"], {"enabled": False})
-    await wait_state(stack, "edits", one["id"], "idle", timeout=15)
+    await wait_state(stack.http, "edits", one["id"], "idle", timeout=15)
     assert relay_pid("edits", one["id"]) is None
     assert relay_pid("edits", two["id"]) == two_pid
 
     await patch(stack, one["id"], {"enabled": True})
-    await wait_state(stack, "edits", one["id"], "live")
+    await wait_state(stack.http, "edits", one["id"], "live")
     assert relay_pid("edits", two["id"]) == two_pid
 
     # A new key: only that relay restarts, and the platform gets the stream under it.
@@ -77,7 +77,7 @@ async def test_edits_while_live_start_stop_or_restart_only_that_relay(
 
     # The publisher leaves: every relay stops and says idle.
     await publisher.stop()
-    await wait_state(stack, "edits", two["id"], "idle", timeout=30)
+    await wait_state(stack.http, "edits", two["id"], "idle", timeout=30)
 
     async def no_relay_left() -> bool:
         return not ffmpeg_pids("onair-relay-edits-")
@@ -93,22 +93,23 @@ async def test_rtmps_checks_the_platforms_certificate(
     wrong_name = await platforms(tls=test_ca.issue("elsewhere.example"))
     unknown_ca = await platforms(tls=LabCA(tmp_path).issue("localhost"))
     _, stream_key = await stack.app[CHANNELS].create("secure", "Secure")
-    good = await add(stack, "secure", "Trusted", trusted.server("localhost"))
-    bad = await add(stack, "secure", "Wrong name", wrong_name.server("localhost"), key="k-bad-99")
-    stranger = await add(stack, "secure", "Unknown CA", unknown_ca.server("localhost"), key="k-3")
+    base = stack.http
+    good = await add(base, "secure", "Trusted", trusted.server("localhost"))
+    bad = await add(base, "secure", "Wrong name", wrong_name.server("localhost"), key="k-bad-99")
+    stranger = await add(base, "secure", "Unknown CA", unknown_ca.server("localhost"), key="k-3")
     await publish(stack.rtmp(stream_key), size="320x240", fps=30)
 
-    await wait_state(stack, "secure", good["id"], "live")
+    await wait_state(stack.http, "secure", good["id"], "live")
 
     async def arrived() -> bool:
         return KEY in await trusted.streams()
 
     await wait_until(arrived, 60, "the stream through the TLS front")
 
-    refused = await wait_state(stack, "secure", bad["id"], "failing")
+    refused = await wait_state(stack.http, "secure", bad["id"], "failing")
     assert "does not match hostname localhost" in refused["last_error"], refused
     assert "k-bad-99" not in await wrong_name.streams()
-    refused = await wait_state(stack, "secure", stranger["id"], "failing")
+    refused = await wait_state(stack.http, "secure", stranger["id"], "failing")
     assert "failed verification" in refused["last_error"], refused
     assert "k-3" not in await unknown_ca.streams()
-    assert (await destination(stack, "secure", good["id"]))["state"] == "live"
+    assert (await destination(stack.http, "secure", good["id"]))["state"] == "live"
