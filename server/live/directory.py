@@ -23,6 +23,7 @@ from server.settings import SETTINGS
 log = logging.getLogger("onair.live")
 
 READ_EVERY_S = 2.0  # as often as the reporters write (status.REPORT_EVERY_S)
+READ_TIMEOUT_S = 1.0  # a chat join waits no longer than this on a slow database
 # A snapshot older than this (the reporters write every 2 s) means its host stopped reporting.
 STALE_AFTER_S = 15.0
 
@@ -41,15 +42,18 @@ class LiveDirectory:
             return
         self._read_at = now
         try:
-            rows = await self.db.fetch(
-                """
-                SELECT channel, started_at FROM live_status
-                WHERE host <> $1 AND updated_at > now() - make_interval(secs => $2)
-                """,
-                self.host,
-                STALE_AFTER_S,
+            rows = await asyncio.wait_for(
+                self.db.fetch(
+                    """
+                    SELECT channel, started_at FROM live_status
+                    WHERE host <> $1 AND updated_at > now() - make_interval(secs => $2)
+                    """,
+                    self.host,
+                    STALE_AFTER_S,
+                ),
+                READ_TIMEOUT_S,
             )
-        except (asyncpg.PostgresError, OSError) as err:
+        except (asyncpg.PostgresError, OSError, TimeoutError) as err:
             # This host's own channels are still known; the others keep their last answer.
             log.warning("other hosts' live channels unread error=%s", type(err).__name__)
             return
