@@ -20,6 +20,7 @@ from server.background.gate import CompressGate
 from server.live.ladders import LADDERS
 from server.live.streams import STREAMS
 from server.settings import SETTINGS
+from server.tasks import cancel_and_wait
 from transcoder import schedule
 from transcoder.ffmpeg.process import FfmpegProcess
 from transcoder.waiting import wait_event
@@ -192,5 +193,4 @@ async def encoder_slot(app: web.Application) -> AsyncIterator[None]:
     slot = app[ENCODER] = EncoderSlot(gate)
     task = asyncio.create_task(slot.run(), name="background-encoder")
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])

@@ -57,6 +57,7 @@ from server.events import EVENTS, StreamEvent
 from server.live.directory import LIVE, LiveDirectory
 from server.live.viewers import VIEWERS, ViewerSessions
 from server.settings import SETTINGS, Settings
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("onair.chat")
 
@@ -391,7 +392,5 @@ async def chat_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         unsubscribe()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await chat.stop()

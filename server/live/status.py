@@ -28,6 +28,7 @@ from server.live.rtmp_stat import Publisher, fetch_stat, publishers, stat_url
 from server.live.streams import STREAMS, Streams
 from server.live.viewers import VIEWERS, ViewerSessions
 from server.settings import SETTINGS
+from server.tasks import cancel_and_wait
 from transcoder.live.encoders import effective_preset, preset_index
 from transcoder.live.ladder import LadderConfig, Rendition
 from transcoder.live.pool import LadderPool
@@ -250,8 +251,7 @@ async def live_status(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(reporter.report_forever())
     yield
     unsubscribe()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])
     # Going down: this host's channels are no longer reported (a restart adopts them again).
     try:
         await app[DB].execute("DELETE FROM live_status WHERE host = $1", settings.node_name)

@@ -21,6 +21,7 @@ from server.events import EVENTS, EventBus, StreamEvent
 from server.live.ladders import LADDERS, new_pool
 from server.live.rtmp_stat import fetch_stat, publishers, stat_url
 from server.settings import SETTINGS
+from server.tasks import cancel_and_wait
 from transcoder.layout import loopback_rtmp
 from transcoder.live.pool import LadderPool
 
@@ -127,7 +128,6 @@ async def live_streams(app: web.Application) -> AsyncIterator[None]:
     app[LADDERS], app[STREAMS] = pool, streams
     task = asyncio.create_task(streams.reconcile(app[HTTP], stat_url(settings.http_port)))
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])
     await pool.close()
     streams.publishers.clear()

@@ -16,6 +16,7 @@ from aiohttp import web
 from server.clients import REDIS
 from server.live.metrics import VIEWERS_GAUGE
 from server.settings import SETTINGS
+from server.tasks import cancel_and_wait
 from server.web.net import address_key, client_address
 
 log = logging.getLogger("onair.viewers")
@@ -166,5 +167,4 @@ async def viewer_sessions(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(sweep_forever())
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])

@@ -34,6 +34,7 @@ from server.recordings.metrics import (
 from server.recordings.metrics import RECORDINGS as RECORDINGS_GAUGE
 from server.recordings.store import ID_RE, IN_PROGRESS, STATES, new_id, transition
 from server.settings import SETTINGS, Settings
+from server.tasks import cancel_and_wait
 from server.web.errors import Conflict, NotFound
 from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import MediaLayout, loopback_rtmp, valid_slug
@@ -306,9 +307,7 @@ class Recordings:
         """Stop the loops and the job; stop each recorder and finalize what it captured."""
         self._unsubscribe()
         await self.slot.withdraw(self.compression)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(self._loops)
         recorders = list(self.active.values())
         self.active.clear()
         for recorder in recorders:

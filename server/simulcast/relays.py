@@ -31,6 +31,7 @@ from server.settings import SETTINGS, Settings
 from server.simulcast import metrics, store
 from server.simulcast.sealed import KeyUnreadable, unseal
 from server.simulcast.store import Destination, parse_server
+from server.tasks import cancel_and_wait
 from transcoder.ffmpeg.process import FfmpegProcess, reap_orphans
 from transcoder.ffmpeg.progress import Progress
 from transcoder.layout import MediaLayout, loopback_rtmp
@@ -187,8 +188,7 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop the FFmpeg and forget the metrics."""
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await cancel_and_wait([self.task])
         for family in (metrics.RELAY_UP, metrics.RELAY_SENT, metrics.RELAY_RESTARTS):
             with contextlib.suppress(KeyError):
                 family.remove(*self.labels)
@@ -304,6 +304,5 @@ async def relays(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(manager.run_forever())
     yield
     unsubscribe()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await cancel_and_wait([task])
     await manager.close()

@@ -19,6 +19,7 @@ from server.db import DB
 from server.events import EVENTS, EventBus, StreamEvent
 from server.live.ladders import LADDERS
 from server.settings import SETTINGS, Settings
+from server.tasks import cancel_and_wait
 from server.uploads import metrics, store
 from server.uploads.jobs import PROBE_TIMEOUT_S, VodJobs
 from server.uploads.paths import VideoPaths
@@ -252,9 +253,7 @@ class Uploads:
         """Stop the loops; a job cut short goes back to the queue for the next start."""
         self._unsubscribe()
         await self.slot.withdraw(self.jobs)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(self._loops)
         with contextlib.suppress(Exception):
             await store.requeue(self.db, self.node)
 
