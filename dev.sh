@@ -2,6 +2,7 @@
 # Onair's two set-up commands for a fresh Debian 12 / Ubuntu 22.04+ machine.
 #   ./dev.sh up [onair up options]   install what is missing, then run the whole stack
 #   ./dev.sh test [pytest options]   install what is missing, then run the full test suite
+#   ./dev.sh test-hosts [options]    (root) the real-host suite: booted Debian 12 containers
 # Safe to run twice: each step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +13,8 @@ APT_PACKAGES=(nginx libnginx-mod-rtmp ffmpeg postgresql redis-server python3 pyt
 APT_TEST_PACKAGES=(restic python3-psycopg2 chromium
   gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
   libnginx-mod-stream openssl procps)
+# tests/hosts: Debian 12 containers booted with systemd as PID 1 (debootstrap, systemd-nspawn)
+APT_HOSTS_PACKAGES=(systemd-container debootstrap iproute2 openssh-client)
 # The watch page's libraries come from the npm registry; Debian 12's nodejs 18 + npm 9 will do.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 VENV=.venv
@@ -75,8 +78,19 @@ case "${1:-}" in
     install_js
     exec "$VENV/bin/pytest" "$@"
     ;;
+  test-hosts)
+    shift
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "dev.sh test-hosts: run as root (network namespaces, systemd-nspawn)" >&2
+      exit 2
+    fi
+    install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}" "${APT_HOSTS_PACKAGES[@]}"
+    install_python test
+    install_js
+    exec "$VENV/bin/pytest" -m hosts tests/hosts "$@"
+    ;;
   *)
-    echo "usage: ./dev.sh up [options] | ./dev.sh test [pytest options]" >&2
+    echo "usage: ./dev.sh up [options] | ./dev.sh test [pytest options] | ./dev.sh test-hosts" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,276 @@
+"""The real-host lab (DESIGN.md "Real-host deployment suite"): booted Debian 12 containers.
+
+One network namespace (`onair-lab`) holds a bridge; each host is a systemd-nspawn container
+booting systemd as PID 1 in a network namespace of its own, its veth joined to that bridge.
+Ansible and the checks run inside the lab namespace and reach the hosts over SSH with a key
+made here. Addresses exist only inside these namespaces and nothing has a route out. A base
+image is built once with debootstrap (cached by a hash of its package list) and copied per
+host; whatever a crashed run left is torn down by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+NETNS = "onair-lab"
+BRIDGE = "labbr0"
+SUBNET = "10.77.0"  # the controller is .1, hosts from .11
+CONTROLLER = f"{SUBNET}.1"
+LAB_ROOT = Path(os.environ.get("ONAIR_LAB_DIR", "/var/lib/onair-lab"))
+MIRROR = os.environ.get("ONAIR_LAB_MIRROR", "http://deb.debian.org/debian")
+SUITE = "bookworm"
+# What every lab host has before Ansible: what a fresh Debian 12 VPS has, plus nothing else
+# the roles would install (those come with the roles' own lists).
+BASE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "python3", "openssh-server", "sudo", "iproute2",
+    "procps", "ca-certificates", "locales",
+)  # fmt: skip
+BOOT_TIMEOUT = 120.0
+LAB_MARK = "ONAIR_LAB_HOST"  # in each container's PID 1 environment: its host name
+
+
+class LabError(Exception):
+    """The lab could not be built or a host did not come up; the message says which step."""
+
+
+def run(args: Sequence[str], *, timeout: float = 600, check: bool = True) -> str:
+    """Run a command on the machine running the suite; its stdout, or LabError with stderr."""
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise LabError(f"{' '.join(args[:4])} … exited {done.returncode}: {done.stderr[-800:]}")
+    return done.stdout
+
+
+def lab_net(args: Sequence[str]) -> list[str]:
+    """args run in the lab's network namespace only. Not `ip netns exec`: that also remounts
+    /sys in a mount namespace of its own, hiding the cgroup tree systemd-nspawn needs."""
+    return ["nsenter", f"--net=/run/netns/{NETNS}", *args]
+
+
+def in_lab(args: Sequence[str], *, timeout: float = 600, check: bool = True) -> str:
+    """Run a command inside the lab's network namespace (where the hosts are reachable)."""
+    return run(lab_net(args), timeout=timeout, check=check)
+
+
+def image_hash(packages: Sequence[str]) -> str:
+    """What names a base image: the suite, the mirror and the sorted package list."""
+    text = "\n".join([SUITE, MIRROR, *sorted(set(packages))])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def base_image(packages: Sequence[str] = BASE_PACKAGES) -> Path:
+    """The debootstrapped root filesystem for `packages`, built once and then reused."""
+    image = LAB_ROOT / "images" / image_hash(packages)
+    if (image / ".complete").exists():
+        return image
+    shutil.rmtree(image, ignore_errors=True)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    building = image.with_name(image.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    run(
+        [
+            "debootstrap", "--variant=minbase", f"--include={','.join(sorted(set(packages)))}",
+            SUITE, str(building), MIRROR,
+        ],
+        timeout=1800,
+    )  # fmt: skip
+    # No network in the lab: apt must not try, and the hosts must not wait for it.
+    (building / "etc/apt/apt.conf.d/99onair-lab").write_text(
+        'Acquire::Retries "0";\nAPT::Periodic::Enable "0";\n'
+    )
+    for unit in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+        (building / "etc/systemd/system" / unit).unlink(missing_ok=True)
+        (building / "etc/systemd/system" / unit).symlink_to("/dev/null")
+    building.rename(image)
+    (image / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    return image
+
+
+@dataclass
+class Host:
+    """One booted container."""
+
+    name: str
+    address: str
+    root: Path
+    process: subprocess.Popen[bytes] | None = None
+    console: BinaryIO | None = None  # where its console goes (work/<name>.console.log)
+
+    def ssh_args(self, key: Path) -> list[str]:
+        return [
+            "ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5", f"root@{self.address}",
+        ]  # fmt: skip
+
+
+class Lab:
+    """The namespace, the bridge and the hosts of one run."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.key = work / "id_ed25519"
+        self.hosts: dict[str, Host] = {}
+
+    # -- the network -------------------------------------------------------------------------
+
+    def create_network(self) -> None:
+        """The lab namespace with its bridge; the controller's address is on the bridge."""
+        run(["ip", "netns", "add", NETNS])
+        in_lab(["ip", "link", "set", "lo", "up"])
+        in_lab(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        in_lab(["ip", "addr", "add", f"{CONTROLLER}/24", "dev", BRIDGE])
+        in_lab(["ip", "link", "set", BRIDGE, "up"])
+
+    # -- hosts -------------------------------------------------------------------------------
+
+    def make_key(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        if not self.key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "onair-lab",
+                 "-f", str(self.key)])  # fmt: skip
+
+    def add_host(self, name: str, image: Path) -> Host:
+        """Copy the image for `name`, give it its address, the key and its hostname."""
+        address = f"{SUBNET}.{11 + len(self.hosts)}"
+        root = self.work / "hosts" / name
+        shutil.rmtree(root, ignore_errors=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        run(["cp", "-a", "--reflink=auto", str(image), str(root)], timeout=600)
+        (root / "etc/hostname").write_text(name + "\n")
+        network = root / "etc/systemd/network"
+        network.mkdir(parents=True, exist_ok=True)
+        (network / "10-lab.network").write_text(
+            f"[Match]\nName=host0\n\n[Network]\nAddress={address}/24\n"
+        )
+        wants = root / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        link = wants / "systemd-networkd.service"
+        if not link.exists():
+            link.symlink_to("/lib/systemd/system/systemd-networkd.service")
+        ssh = root / "root/.ssh"
+        ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
+        os.chmod(ssh / "authorized_keys", 0o600)
+        host = self.hosts[name] = Host(name, address, root)
+        for each in self.hosts.values():  # every host knows every other by name
+            (each.root / "etc/hosts").write_text(
+                f"127.0.0.1 localhost\n127.0.1.1 {each.name}\n"
+                + "".join(f"{h.address} {h.name}\n" for h in self.hosts.values())
+            )
+        return host
+
+    def boot(self, host: Host) -> None:
+        """Start the container: systemd as PID 1, a veth on the lab's bridge."""
+        host.console = (self.work / f"{host.name}.console.log").open("wb")
+        host.process = subprocess.Popen(
+            lab_net([
+                "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
+                f"--directory={host.root}", f"--machine={host.name}",
+                f"--network-bridge={BRIDGE}", "--resolv-conf=off", "--timezone=off",
+                f"--setenv={LAB_MARK}={host.name}",
+                "--console=pipe",
+            ]),
+            stdin=subprocess.DEVNULL,
+            stdout=host.console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def ssh(self, host: Host, command: str, *, timeout: float = 300, check: bool = True) -> str:
+        """A command on the host as root, over SSH from inside the lab."""
+        return in_lab([*host.ssh_args(self.key), command], timeout=timeout, check=check)
+
+    def wait_booted(self, host: Host) -> None:
+        """Until systemd on the host says the system is up (running, or degraded) over SSH."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            if host.process is not None and host.process.poll() is not None:
+                console = (self.work / f"{host.name}.console.log").read_text(errors="replace")
+                raise LabError(f"{host.name} exited while booting: {console[-1500:]}")
+            try:
+                last = self.ssh(
+                    host, "systemctl is-system-running --wait", timeout=60, check=False
+                ).strip()
+            except subprocess.TimeoutExpired:
+                last = "timeout"
+            if last in ("running", "degraded"):
+                return
+            time.sleep(1)
+        raise LabError(f"{host.name} did not come up within {BOOT_TIMEOUT:.0f} s (said {last!r})")
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Power every host off (SIGTERM: nspawn asks systemd to shut down), then kill."""
+        for host in self.hosts.values():
+            if host.process is not None and host.process.poll() is None:
+                host.process.send_signal(signal.SIGTERM)
+        for host in self.hosts.values():
+            if host.process is None:
+                continue
+            try:
+                host.process.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(host.process.pid, signal.SIGKILL)
+                host.process.wait(10)
+        for host in self.hosts.values():
+            if host.console is not None:
+                host.console.close()
+        teardown(self.work)
+
+
+def _container_inits() -> list[int]:
+    """The PID 1 of every lab container still running, even one whose systemd-nspawn was
+    killed (it lives in the container's namespaces, not the lab's): nspawn puts
+    LAB_MARK in its environment. Killing it ends every process of that container."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if LAB_MARK.encode() + b"=" in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def teardown(work: Path) -> None:
+    """Remove whatever a lab left: its containers' processes, the processes in its namespace,
+    the namespace and the host copies."""
+    pids = {int(p) for p in run(["ip", "netns", "pids", NETNS], check=False).split()}
+    for pid in pids | set(_container_inits()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    run(["ip", "netns", "del", NETNS], check=False)
+    shutil.rmtree(work / "hosts", ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lab(names: Sequence[str], packages: Sequence[str] = BASE_PACKAGES) -> Iterator[Lab]:
+    """A lab with these hosts booted and reachable over SSH; torn down at the end."""
+    work = LAB_ROOT / "run"
+    teardown(work)  # a crashed run's leftovers
+    image = base_image(packages)
+    running = Lab(work)
+    try:
+        running.make_key()
+        running.create_network()
+        hosts = [running.add_host(name, image) for name in names]
+        for host in hosts:
+            running.boot(host)
+        for host in hosts:
+            running.wait_booted(host)
+        yield running
+    finally:
+        running.stop()
