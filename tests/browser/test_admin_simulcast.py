@@ -9,11 +9,11 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from bench.harness import wait_until
+from bench.rtmp_platform import Platform
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, new_channel, open_page
 from tests.browser.test_admin import sign_in
 from tests.conftest import LiveStack
-from tests.simulcast.conftest import Platform
 
 pytestmark = [pytest.mark.media]
 

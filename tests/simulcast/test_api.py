@@ -70,6 +70,15 @@ async def test_destinations_are_added_listed_edited_and_deleted_with_the_key_mas
     assert [d["name"] for d in listed] == ["Twitch"]
 
 
+async def test_a_channel_has_at_most_ten_destinations(client: TestClient) -> None:
+    await client.app[CHANNELS].create("busy", "Busy")
+    for n in range(10):
+        status, _ = await post(client, "busy", YOUTUBE | {"name": f"Platform {n}"})
+        assert status == 201
+    status, refused = await post(client, "busy", YOUTUBE | {"name": "One too many"})
+    assert status == 409 and "at most 10 destinations" in refused["error"]
+
+
 async def test_bad_destinations_get_a_400_naming_the_problem(client: TestClient) -> None:
     await client.app[CHANNELS].create("show", "Show")
     for body, says in (

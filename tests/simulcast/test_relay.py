@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from bench.harness import ffmpeg_pids, wait_until
+from bench.rtmp_platform import Platform
 from server.channels.store import CHANNELS
 from tests.conftest import ADMIN, LiveStack, get_text
-from tests.simulcast.conftest import Platform
 
 pytestmark = [pytest.mark.media]
 

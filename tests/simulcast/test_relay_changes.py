@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.harness import ffmpeg_pids, wait_until
+from bench.rtmp_platform import Platform
 from server.channels.store import CHANNELS
 from tests.conftest import LiveStack
-from tests.simulcast.conftest import LabCA, Platform
+from tests.simulcast.conftest import LabCA
 from tests.simulcast.test_relay import KEY, add, call, destination, wait_state
 
 pytestmark = [pytest.mark.media]

@@ -8,10 +8,10 @@ import signal
 
 import pytest
 
+from bench.rtmp_platform import Platform
 from server.settings import Settings
 from tests.conftest import ServeProcess, channel_in_database, running_nginx, wait_until
 from tests.media.test_server_restart import update_hooks_seen
-from tests.simulcast.conftest import Platform
 from tests.simulcast.test_relay import KEY, add, relay_pids, wait_state
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
