@@ -12,6 +12,7 @@ import pytest
 
 from server.settings import Settings
 from tests.conftest import (
+    Served,
     ServeProcess,
     channel_in_database,
     ffmpeg_pids,
@@ -38,6 +39,20 @@ async def update_hooks_seen(settings: Settings) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+async def kill_9_after_an_update_hook(settings: Settings, served: Served) -> None:
+    """SIGKILL the server right after nginx's on_update check of the publisher: nginx
+    re-checks every 10 s and drops a publisher whose check fails, so a restart then has the
+    whole interval."""
+    seen = await update_hooks_seen(settings)
+
+    async def update_arrived() -> bool:
+        return await update_hooks_seen(settings) > seen
+
+    await wait_until(update_arrived, 15, "an on_update hook")
+    served.process.send_signal(signal.SIGKILL)
+    await served.process.wait()
+
+
 async def test_kill_9_server_then_ladder_resumes_without_orphans(
     settings: Settings,
     publish,  # type: ignore[no-untyped-def]
@@ -57,16 +72,7 @@ async def test_kill_9_server_then_ladder_resumes_without_orphans(
         old_pids = ffmpeg_pids(media_dir)
         assert len(old_pids) == 2  # 240p HEVC and the H.264 copy, one FFmpeg each
 
-        # nginx re-checks every 10 s and drops the publisher when a check fails, so kill
-        # right after a check: the restart then has the whole interval.
-        seen = await update_hooks_seen(settings)
-
-        async def update_arrived() -> bool:
-            return await update_hooks_seen(settings) > seen
-
-        await wait_until(update_arrived, 15, "an on_update hook")
-        first.process.send_signal(signal.SIGKILL)
-        await first.process.wait()
+        await kill_9_after_an_update_hook(settings, first)
         await serve_process(settings)
 
         playlist = media_dir / "live" / "crash" / "master.m3u8"

@@ -4,14 +4,12 @@ platform gets the stream from it."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from bench.rtmp_platform import Platform
 from server.settings import Settings
 from tests.conftest import ServeProcess, channel_in_database, running_nginx, wait_until
-from tests.media.test_server_restart import update_hooks_seen
+from tests.media.test_server_restart import kill_9_after_an_update_hook
 from tests.simulcast.test_relay import KEY, add, relay_pids, wait_state
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -31,16 +29,7 @@ async def test_kill_9_server_then_one_relay_resumes(
         old = relay_pids("again")
         assert len(old) == 1
 
-        # Kill right after nginx's on_update check: the restart then has the whole interval
-        # before nginx checks the publisher again.
-        seen = await update_hooks_seen(settings)
-
-        async def update_arrived() -> bool:
-            return await update_hooks_seen(settings) > seen
-
-        await wait_until(update_arrived, 15, "an on_update hook")
-        first.process.send_signal(signal.SIGKILL)
-        await first.process.wait()
+        await kill_9_after_an_update_hook(settings, first)
         await serve_process(settings)
 
         async def one_new_relay() -> bool:
