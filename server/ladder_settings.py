@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from transcoder.live.encoders import PRESETS
-from transcoder.live.ladder import AV1_PRESETS, EFFICIENT_CODECS, HEVC_ENCODERS, Rung
+from transcoder.live.ladder import AV1_PRESETS, EFFICIENT_CODECS, HEVC_ENCODERS, RATE_CONTROLS, Rung
 
 
 def _items(raw: Any) -> list[str]:
@@ -60,6 +60,12 @@ def _parse_av1_preset(raw: Any) -> str:
     return str(int(raw))
 
 
+def _parse_rate_control(raw: Any) -> str:
+    if raw not in RATE_CONTROLS:
+        raise ValueError
+    return str(raw)
+
+
 def _parse_segment(raw: Any) -> int:
     value = int(raw)
     if isinstance(raw, bool) or not 1 <= value <= 10:
@@ -75,6 +81,7 @@ LADDER_FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "hevc_encoder": (_parse_encoder, "one of " + ", ".join(HEVC_ENCODERS), False),
     "hevc_preset": (_parse_hevc_preset, "auto or a preset of the HEVC encoder", False),
     "av1_preset": (_parse_av1_preset, "auto or an SVT-AV1 preset 0-13", False),
+    "ladder_rate_control": (_parse_rate_control, "capped or average", False),
     "segment_seconds": (_parse_segment, "whole seconds 1-10", False),
 }
 
@@ -85,6 +92,7 @@ _LADDER_TOML = {
     "hevc_encoder": "hevc_encoder",
     "hevc_preset": "hevc_preset",
     "av1_preset": "av1_preset",
+    "rate_control": "ladder_rate_control",
     "segment_seconds": "segment_seconds",
 }
 

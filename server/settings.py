@@ -90,6 +90,7 @@ class Settings:
     hevc_encoder: str = "libx265"
     hevc_preset: str = "auto"  # auto: start at superfast, the speed feedback steps it
     av1_preset: str = "auto"  # auto: start at 12; else an SVT-AV1 preset 0-13, kept
+    ladder_rate_control: str = "capped"  # capped CRF under the VBV cap, or average bitrate
     segment_seconds: int = 2
     upload_max_bytes: int = 5 * 1024**3  # the largest video upload (tus Upload-Length)
     upload_expiry_s: float = 86400.0  # an upload that received nothing for this long is deleted

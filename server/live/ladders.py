@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.settings import Settings
 from transcoder.layout import MediaLayout
-from transcoder.live.ladder import Efficient, HevcEncoder, LadderConfig
+from transcoder.live.ladder import Efficient, HevcEncoder, LadderConfig, RateControl
 from transcoder.live.pool import LadderPool
 
 LADDERS: web.AppKey[LadderPool] = web.AppKey("ladders", LadderPool)
@@ -30,6 +30,7 @@ def ladder_config(settings: Settings) -> LadderConfig:
         hevc_preset_adapts=hevc_auto,
         av1_preset=defaults.av1_preset if av1_auto else int(settings.av1_preset),
         av1_preset_adapts=av1_auto,
+        rate_control=cast(RateControl, settings.ladder_rate_control),
         segment_seconds=settings.segment_seconds,
     )
 

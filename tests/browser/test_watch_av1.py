@@ -82,11 +82,13 @@ async def test_av1_ladder_from_settings_plays_in_chromium_on_an_av1_rung(
     av1 = [argv for argv in argvs if "libsvtav1" in argv]
     assert len(av1) == 3 and not any("libx265" in argv for argv in argvs)
     assert {argv[argv.index("-preset:v:0") + 1] for argv in av1} == {"12"}
-    assert sorted(argv[argv.index("-b:v:0") + 1] for argv in av1) == [
-        "1800k",
-        "500k",
-        "900k",
-    ]  # [ladder.av1] rungs, not [ladder] rungs
+    # capped quality under each rung's cap, 1.5x the [ladder.av1] rates (not [ladder] rates)
+    assert {argv[argv.index("-crf:v:0") + 1] for argv in av1} == {"23"}
+    assert sorted(argv[argv.index("-maxrate:v:0") + 1] for argv in av1) == [
+        "1350k",
+        "2700k",
+        "750k",
+    ]
     assert {argv[argv.index("-hls_time") + 1] for argv in argvs} == {"1"}
 
     codecs = sorted(attrs["CODECS"].split(",")[0].split(".")[0] for attrs, _ in found)

@@ -100,6 +100,7 @@ def test_ladder_settings_from_toml_and_environment_reach_the_ladder(tmp_path: Pa
         'rungs = "720:2400,360:650"\n'
         'hevc_preset = "veryfast"\n'
         "av1_preset = 10\n"
+        'rate_control = "average"\n'
         "segment_seconds = 4\n"
         "[ladder.av1]\n"
         'rungs = ["540:1500", "270:400"]\n'
@@ -114,6 +115,7 @@ def test_ladder_settings_from_toml_and_environment_reach_the_ladder(tmp_path: Pa
         False,  # a preset the operator named is kept: falling behind sheds rungs instead
     )
     assert (ladder.av1_preset, ladder.av1_preset_adapts, ladder.segment_seconds) == (10, False, 4)
+    assert ladder.rate_control == "average"
     env = {"ONAIR_LADDER_RUNGS": "480:1100", "ONAIR_AV1_PRESET": "auto"}
     # `onair up` hands its resolved settings to `onair serve` as ONAIR_* variables
     from server.ops.stack import server_environ
@@ -122,7 +124,7 @@ def test_ladder_settings_from_toml_and_environment_reach_the_ladder(tmp_path: Pa
     assert ladder_config(handed) == dataclasses.replace(ladder, hevc_encoder="libx265")
     defaults = ladder_config(load_settings(None, env))
     assert defaults.codecs == ("hevc",) and defaults.rungs == defaults.av1_rungs
-    assert defaults.rungs == (Rung(480, 1100),)
+    assert defaults.rungs == (Rung(480, 1100),) and defaults.rate_control == "capped"
     assert (defaults.preset, defaults.hevc_preset_adapts, defaults.av1_preset) == (
         "superfast",
         True,
@@ -137,11 +139,13 @@ def test_bad_ladder_settings_are_all_named(tmp_path: Path) -> None:
         "ONAIR_HEVC_ENCODER": "x265",
         "ONAIR_AV1_PRESET": "14",
         "ONAIR_SEGMENT_SECONDS": "0",
+        "ONAIR_LADDER_RATE_CONTROL": "crf",
     }
     with pytest.raises(SettingsError) as caught:
         load_settings(None, env)
     text = str(caught.value)
-    assert len(caught.value.problems) == 5, text
+    assert len(caught.value.problems) == 6, text
+    assert "ONAIR_LADDER_RATE_CONTROL: got 'crf', expected capped or average" in text
     assert "ONAIR_LADDER_CODECS: got 'hevc,vp9', expected a comma-separated list of hevc" in text
     assert "ONAIR_LADDER_RUNGS: got '720:fast', expected HEIGHT:KBPS list" in text
     assert "ONAIR_HEVC_ENCODER: got 'x265'" in text and "ONAIR_AV1_PRESET: got '14'" in text

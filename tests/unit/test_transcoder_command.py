@@ -51,7 +51,7 @@ def test_1080p_h264_ladder_argv() -> None:
             f"-c:v:{k}", "libx265", f"-preset:v:{k}", "superfast",
             f"-x265-params:v:{k}", x265.format(level), f"-forced-idr:v:{k}", "1",
             f"-tag:v:{k}", "hvc1",
-            f"-b:v:{k}", f"{kbps}k", f"-maxrate:v:{k}", f"{kbps * 3 // 2}k",
+            f"-crf:v:{k}", "21", f"-maxrate:v:{k}", f"{kbps * 3 // 2}k",
             f"-bufsize:v:{k}", f"{kbps * 2}k",
             *(a.format(k=k) for a in gop), *(a.format(k=k) for a in kf),
         ]  # fmt: skip
@@ -118,7 +118,9 @@ def test_hevc_source_gets_x264_rung_sharing_the_360p_scale() -> None:
         "-c:v:3", "libx264", "-preset:v:3", "veryfast", "-profile:v:3", "main",
         "-level:v:3", "3.0", "-sc_threshold:v:3", "0", "-forced-idr:v:3", "1",
     ]  # fmt: skip
-    assert after(args, "-b:v:3") == "800k"
+    # capped quality under the rung's own cap
+    assert after(args, "-crf:v:3") == "20" and after(args, "-maxrate:v:3") == "1200k"
+    assert "-b:v:3" not in args
 
 
 def test_source_without_audio_maps_no_audio() -> None:
@@ -168,8 +170,11 @@ def test_hardware_encoders(encoder: str, expected: list[str]) -> None:
     args = build_args(job(HEVC_1080, config))
     i = args.index("-c:v:0")
     assert args[i : i + len(expected)] == expected
+    # hardware encoders keep their average-bitrate mode; the CPU's x264 rung runs capped CRF
     assert after(args, "-b:v:0") == "2500k" and after(args, "-g:v:0") == "60"
+    assert "-crf:v:0" not in args
     assert after(args, "-c:v:3") == "libx264"  # the fallback rung stays on the CPU
+    assert after(args, "-crf:v:3") == "20"
     graph = after(args, "-filter_complex")
     if encoder == "hevc_vaapi":
         assert args[args.index("-vaapi_device") + 1] == "/dev/dri/renderD128"
@@ -217,7 +222,7 @@ def test_av1_rungs_use_svt_av1_with_the_shared_gop_and_rate_control() -> None:
     assert args[args.index("-c:v:0") : args.index("-c:v:1")] == [
         "-c:v:0", "libsvtav1", "-preset:v:0", "11",
         "-svtav1-params:v:0", "irefresh-type=2:scd=0",
-        "-b:v:0", "2500k", "-maxrate:v:0", "3750k", "-bufsize:v:0", "5000k",
+        "-crf:v:0", "23", "-maxrate:v:0", "3750k", "-bufsize:v:0", "5000k",
         "-g:v:0", "60", "-keyint_min:v:0", "60",
         "-force_key_frames:v:0", KEYFRAMES.format(s=2),
     ]  # fmt: skip
@@ -227,3 +232,19 @@ def test_av1_rungs_use_svt_av1_with_the_shared_gop_and_rate_control() -> None:
         "v:0,a:0,name:720av1", "v:1,a:1,name:480av1", "v:2,a:2,name:360av1",
         "v:3,a:3,name:720p", "v:4,a:4,name:480p", "v:5,a:5,name:360p", "v:6,a:6,name:h264",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", [H264_1080, HEVC_1080])
+def test_average_rate_control_asks_every_encoder_for_the_rungs_rate(source: SourceInfo) -> None:
+    config = LadderConfig(codecs=("av1", "hevc"), rate_control="average")
+    args = build_args(job(source, config))
+    assert not [a for a in args if a.startswith("-crf")]
+    rungs = [r for r in choose_ladder(source, config) if not r.copy]
+    for k, r in enumerate(rungs):
+        assert after(args, f"-b:v:{k}") == f"{r.video_kbps}k"
+        assert after(args, f"-maxrate:v:{k}") == f"{r.maxrate_kbps}k"
+
+
+def test_rate_control_must_be_capped_or_average() -> None:
+    with pytest.raises(ValueError, match="rate_control='crf'"):
+        LadderConfig(rate_control="crf")  # type: ignore[arg-type]

@@ -85,9 +85,14 @@ def ladder_preset_index(config: LadderConfig, renditions: Sequence[Rendition]) -
     return steps
 
 
+def encoder_of(c: LadderConfig, r: Rendition) -> str:
+    """The FFmpeg encoder an encoded rung runs."""
+    return {"av1": "libsvtav1", "h264": "libx264"}.get(r.codec, c.hevc_encoder)
+
+
 def hw_filter(config: LadderConfig, rendition: Rendition) -> str:
     """Per-rung filters after scaling: upload for VAAPI, NV12 for QSV, 8-bit 4:2:0 otherwise."""
-    encoder = config.hevc_encoder if rendition.codec == "hevc" else "libx264"
+    encoder = encoder_of(config, rendition)
     if encoder == "hevc_vaapi":
         return "format=nv12,hwupload"  # VAAPI encodes from GPU surfaces only
     if encoder == "hevc_qsv":
@@ -104,15 +109,34 @@ def keyframes_by_time(segment_seconds: int) -> str:
     return f"expr:if(isnan(prev_forced_t),1,gte(floor(t/{s}),floor(prev_forced_t/{s})+1))"
 
 
+# Capped quality: each software encoder's CRF whose SSIM matches average bitrate at the
+# rung's rate on the hard clip (Big Buck Bunny 720p at 2500 kbit/s; bench/rate_control.py,
+# 2026-12-04), so hard content averages about the rung's rate, easier content spends less,
+# and the VBV cap bounds every peak (BANDWIDTH holds; SVT-AV1 overshoots it in average mode).
+CAPPED_CRF = {"libx264": 20, "libx265": 21, "libsvtav1": 23}
+
+
+def rate_args(c: LadderConfig, s: str, r: Rendition) -> list[str]:
+    """Rate control of one output stream: capped CRF or average bitrate, under the VBV cap."""
+    encoder = encoder_of(c, r)
+    if c.rate_control == "capped" and encoder in CAPPED_CRF:
+        target = [f"-crf{s}", str(CAPPED_CRF[encoder])]
+    else:
+        target = [f"-b{s}", f"{r.video_kbps}k"]  # hardware encoders: their average mode
+    return [
+        *target,
+        f"-maxrate{s}", f"{r.maxrate_kbps}k",  # VBV cap so BANDWIDTH in the master holds
+        f"-bufsize{s}", f"{r.bufsize_kbps}k",
+    ]  # fmt: skip
+
+
 def video_args(c: LadderConfig, k: int, r: Rendition, fps: float, gop: int) -> list[str]:
     """Encoder flags for output video stream k: rate control, GOP, profile and level."""
     s = f":v:{k}"
     if r.copy:
         return [f"-c{s}", "copy"]  # the H.264 source as is: no decode cost, best quality
     rate = [
-        f"-b{s}", f"{r.video_kbps}k",
-        f"-maxrate{s}", f"{r.maxrate_kbps}k",  # VBV cap so BANDWIDTH in the master holds
-        f"-bufsize{s}", f"{r.bufsize_kbps}k",
+        *rate_args(c, s, r),
         f"-g{s}", str(gop),  # fixed GOP: one keyframe per segment on every rung
         f"-keyint_min{s}", str(gop),
         f"-force_key_frames{s}", keyframes_by_time(c.segment_seconds),
