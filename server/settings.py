@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -68,6 +69,7 @@ class Settings:
     viewer_session_seconds: float = 10.0  # a player silent this long is no longer watching
     viewer_sessions_per_address: int = 20  # counted per address and channel (a household)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed on /socket.io; () = same origin
+    embed_origins: tuple[str, ...] = ("*",)  # sites that may frame /embed/ pages; * = any
     chat_rate_messages: int = 5  # per connection, per chat_rate_seconds (token bucket)
     chat_rate_ip_messages: int = 20  # per client address: several people can share one NAT
     chat_rate_joins: int = 10  # joins per connection, per chat_rate_seconds
@@ -187,12 +189,18 @@ def _parse_hosts(raw: Any) -> tuple[str, ...]:
     return hosts
 
 
+# scheme://host[:port], the host may start with "*." (CSP sources); nothing that could end a
+# header's directive or add another
+_ORIGIN = re.compile(
+    r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
+)
+
+
 def _parse_origins(raw: Any) -> tuple[str, ...]:
-    origins = _parse_hosts(raw)
-    for origin in origins:
-        if origin != "*" and urlsplit(origin).scheme not in ("http", "https"):
-            raise ValueError
-    return tuple(o.rstrip("/") for o in origins)
+    origins = tuple(o.rstrip("/") for o in _parse_hosts(raw))
+    if not all(o == "*" or _ORIGIN.match(o) for o in origins):
+        raise ValueError
+    return origins
 
 
 def _parse_window(raw: Any) -> str:
@@ -253,6 +261,11 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "viewer_session_seconds": (_parse_seconds, "seconds between 0 and 3600", False),
     "viewer_sessions_per_address": (_parse_count, "a whole number >= 1", False),
     "cors_origins": (_parse_origins, "a comma-separated list of http(s):// origins or *", False),
+    "embed_origins": (
+        _parse_origins,
+        "a comma-separated list of http(s):// origins (https://*.example.com too) or *",
+        False,
+    ),
     "chat_rate_messages": (_parse_count, "a whole number >= 1", False),
     "chat_rate_ip_messages": (_parse_count, "a whole number >= 1", False),
     "chat_rate_joins": (_parse_count, "a whole number >= 1", False),

@@ -17,7 +17,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Files the pages name; the vendor ones are copied from node_modules by `npm ci` (package.json).
 REQUIRED_ASSETS = (
     "onair.css",
+    "player.js",
+    "chat.js",
     "watch.js",
+    "embed.js",
     "index.js",
     "admin_common.js",
     "admin.js",

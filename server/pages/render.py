@@ -49,7 +49,11 @@ class Pages:
 PAGES: web.AppKey[Pages] = web.AppKey("pages", Pages)
 
 
-def content_security_policy(request: web.Request) -> str:
+# A page that may be framed stores who may frame it here (embeds.py); every other page: no one.
+FRAME_ANCESTORS: web.RequestKey[str] = web.RequestKey("frame_ancestors", str)
+
+
+def content_security_policy(request: web.Request, frame_ancestors: str) -> str:
     """Same-origin everything; blob: for hls.js (MSE and its worker); ws(s) for Socket.IO."""
     host = request.host
     sockets = f" ws://{host} wss://{host}" if SAFE_HOST.match(host) else ""
@@ -66,7 +70,7 @@ def content_security_policy(request: web.Request) -> str:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {frame_ancestors}",
         ]
     )
 
@@ -77,8 +81,10 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers.setdefault("X-Content-Type-Options", "nosniff")
     if not headers.get("Content-Type", "").startswith("text/html"):
         return
-    headers.setdefault("Content-Security-Policy", content_security_policy(request))
-    headers.setdefault("X-Frame-Options", "DENY")
+    frame_ancestors = request.get(FRAME_ANCESTORS, "'none'")
+    headers.setdefault("Content-Security-Policy", content_security_policy(request, frame_ancestors))
+    if frame_ancestors == "'none'":
+        headers.setdefault("X-Frame-Options", "DENY")  # for browsers without frame-ancestors
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Frame, Page, expect
 
 from tests.browser.conftest import (
     ARTIFACTS,
@@ -34,7 +34,7 @@ SNAPSHOT = """() => {
 }"""
 
 
-async def wait_playing(page: Page, timeout_ms: float = PLAY_TIMEOUT_MS) -> None:
+async def wait_playing(page: Page | Frame, timeout_ms: float = PLAY_TIMEOUT_MS) -> None:
     """Wait until the video decodes frames, then until its clock and frame count move on."""
     start = {"time": 0.5, "frames": 10}
     await page.wait_for_function(PLAYING, arg=start, timeout=timeout_ms, polling=250)
