@@ -135,9 +135,9 @@ async def create_token(request: web.Request) -> web.Response:
     slug = await channel_in_path(request)
     body = await read_json_object(request)
     role, name = body.get("role"), body.get("name", "")
-    if role == "moderator":
-        # A moderator's token name is their chat name, under chat's name rules.
-        raise ApiError("make moderator tokens with POST /api/channels/<slug>/moderators")
+    if role in ("moderator", "bot"):
+        # A moderator's or a bot's token name is its chat name, under chat's name rules.
+        raise ApiError(f"make {role} tokens with POST /api/channels/<slug>/{role}s")
     if role not in tokens.ROLES:
         raise ApiError(f"role must be one of {', '.join(tokens.ROLES)}")
     if role == "streamer":

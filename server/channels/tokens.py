@@ -1,7 +1,7 @@
 """Per-channel tokens, one model for every role: a moderator's chat tools, an uploader's tus
-uploads, a streamer's dashboard login. Each token acts in its own channel only; it is shown
-once when made and stored as a SHA-256 hash (192 random bits need no slow KDF). All of
-channel_tokens' SQL is here."""
+uploads, a streamer's dashboard login, a bot's chat messages through the API. Each token acts
+in its own channel only; it is shown once when made and stored as a SHA-256 hash (192 random
+bits need no slow KDF). All of channel_tokens' SQL is here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-ROLES = ("moderator", "uploader", "streamer")
+ROLES = ("moderator", "uploader", "streamer", "bot")
 MAX_NAME = 64
 
 

@@ -1,4 +1,5 @@
-"""REST for chat: message history pages (public), moderator tokens and bans (admin)."""
+"""REST for chat: message history pages (public), bots' messages, moderator and bot tokens and
+bans (admin or the channel's streamer)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from aiohttp import web
 from server.channels import tokens
 from server.channels.store import CHANNELS
 from server.chat import store as chat_store
-from server.chat.limits import MESSAGE_ID_RE, clean_name
+from server.chat.limits import MESSAGE_ID_RE, clean_name, ip_hash
 from server.chat.room import CHAT
 from server.db import DB
-from server.web.auth import path_slug, require_channel
-from server.web.errors import ApiError, NotFound, read_json_object
+from server.settings import SETTINGS
+from server.web.auth import bearer_token, path_slug, require_channel
+from server.web.errors import ApiError, Forbidden, NotFound, Unauthorized, read_json_object
+from server.web.net import request_address
 
 routes = web.RouteTableDef()
 
@@ -41,21 +44,59 @@ async def list_messages(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
-@routes.post("/api/channels/{slug}/moderators")
-async def create_moderator(request: web.Request) -> web.Response:
-    """Admin or the channel's streamer: a moderator token for the channel, shown this once."""
+# A bot's refused message: the socket ack's error, as an HTTP status and words.
+_BOT_ERRORS: dict[str, tuple[int, str]] = {
+    "empty": (400, "text must not be empty"),
+    "too_long": (400, "text is too long (500 characters at most)"),
+    "rate_limited": (429, "this bot is sending messages too fast"),
+}
+
+
+@routes.post("/api/channels/{slug}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    """A bot (`Authorization: Bearer <its token>`) says `{text}` in its channel's chat."""
+    slug = path_slug(request)
+    secret = bearer_token(request).decode("utf-8", "replace")
+    bot = await tokens.find(request.app[DB], secret, "bot") if 0 < len(secret) <= 200 else None
+    if bot is None:
+        raise Unauthorized("a bot token of this channel is required")
+    if bot.channel != slug:
+        raise Forbidden("a bot posts only in its own channel")
+    body = await read_json_object(request)
+    address = ip_hash(request.app[SETTINGS].secret_key, request_address(request))
+    ack = await request.app[CHAT].bots.post(bot, body.get("text"), address)
+    if not ack["ok"]:
+        status, words = _BOT_ERRORS.get(ack.get("error", ""), (400, str(ack.get("error"))))
+        raise ApiError(words, status)
+    return web.json_response({"id": ack.get("id"), "channel": slug, "bot": bot.name}, status=201)
+
+
+async def _chat_token(request: web.Request, role: str, default_name: str) -> web.Response:
+    """Admin or the channel's streamer: a token whose name is its holder's chat name."""
     slug = path_slug(request)
     require_channel(request, slug)
     body = await read_json_object(request)
     db = request.app[DB]
     await request.app[CHANNELS].get(slug)
-    raw = body.get("name", "moderator")
-    name = clean_name(raw)
+    name = clean_name(body.get("name", default_name))
     if name is None:
         raise ApiError("name must be 1-24 letters, digits, spaces, dots, dashes or underscores")
-    moderator, token = await tokens.create(db, slug, "moderator", name)
-    body_out = {"id": moderator.id, "channel": slug, "name": moderator.name, "token": token}
+    made, token = await tokens.create(db, slug, role, name)
+    body_out = {"id": made.id, "channel": slug, "name": made.name, "token": token}
     return web.json_response(body_out, status=201)
+
+
+@routes.post("/api/channels/{slug}/moderators")
+async def create_moderator(request: web.Request) -> web.Response:
+    """Admin or the channel's streamer: a moderator token for the channel, shown this once."""
+    return await _chat_token(request, "moderator", "moderator")
+
+
+@routes.post("/api/channels/{slug}/bots")
+async def create_bot(request: web.Request) -> web.Response:
+    """Admin or the channel's streamer: a bot token for the channel, shown this once; it is
+    revoked like every token (DELETE /api/channels/<slug>/tokens/<id>)."""
+    return await _chat_token(request, "bot", "bot")
 
 
 @routes.get("/api/channels/{slug}/moderators")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
-Role = Literal["viewer", "moderator"]
+Role = Literal["viewer", "moderator", "bot"]
 MessageError = Literal["rate_limited", "too_long", "empty", "banned", "slow_mode", "not_joined"]
 
 

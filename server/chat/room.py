@@ -20,6 +20,7 @@ from aiohttp import web
 from server.channels import tokens
 from server.channels.store import CHANNELS, ChannelStore
 from server.chat import store
+from server.chat.bots import Bots
 from server.chat.fallback import FallbackState
 from server.chat.limits import (
     DB_TIMEOUT,
@@ -105,6 +106,7 @@ class Chat:
             sio.on(event, handler)
         self.moderation = Moderation(sio, settings, db, self.sessions, state, writer)
         self.moderation.register()
+        self.bots = Bots(settings, self.publish)
 
     async def disconnect_all(self) -> None:
         """Close every local connection so aiohttp need not wait on websockets."""
@@ -326,25 +328,41 @@ class Chat:
             session, member.moderator_id
         ):
             member = session.joined[channel]
+        moderator = member.moderator_id is not None
+        keys = [] if moderator else ban_keys(member.user["id"], session.address_hash)
+        return await self.publish(
+            channel, member.user, text, session.address_hash, keys, slow_exempt=moderator
+        )
+
+    async def publish(
+        self,
+        channel: str,
+        user: UserPayload,
+        text: str,
+        address_hash: str,
+        keys: list[str],
+        *,
+        slow_exempt: bool,
+    ) -> Ack:
+        """A checked message (clean text, within its sender's rate) into the room: bans on
+        `keys` and slow mode, then stored, fanned out on every host and acked."""
         message_id, ms = self.ids.next()
         message: MessagePayload = {
             "id": message_id,
             "channel": channel,
-            "user": member.user,
+            "user": user,
             "text": text,
             "ts": iso_ms(ms),
         }
-        moderator = member.moderator_id is not None
-        keys = [] if moderator else ban_keys(member.user["id"], session.address_hash)
-        error = await self.state.accept(message, keys, slow_exempt=moderator)
+        error = await self.state.accept(message, keys, slow_exempt=slow_exempt)
         if error is not None:
             return refuse(error)
-        self.writer.add(message, session.address_hash, utc_from_ms(ms))
+        self.writer.add(message, address_hash, utc_from_ms(ms))
         CHAT_ACCEPTED.inc()
         started = time.perf_counter()
         await self.sio.emit("message", message, room=channel)
         CHAT_FANOUT.observe(time.perf_counter() - started)
-        log.debug("chat message channel=%s user=%s id=%s", channel, member.user["id"], message_id)
+        log.debug("chat message channel=%s user=%s id=%s", channel, user["id"], message_id)
         return {"ok": True, "id": message_id}
 
     async def on_leave(self, sid: str, data: Any) -> Ack:

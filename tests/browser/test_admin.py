@@ -255,6 +255,24 @@ async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
     await expect(moderators.first).to_contain_text("upload token")
     upload = await tus_create(live_stack, "talk", (await secret.text_content() or "").strip())
     assert upload == 201
+
+    # A bot, named in the same field: its token, shown once, posts in the viewer's chat as a bot.
+    await page.get_by_label("Name", exact=True).fill("Quiz Bot")
+    await page.get_by_role("button", name="Add bot").click()
+    await expect(page.locator("#new-token-use")).to_contain_text("/api/channels/talk/messages")
+    await expect(moderators).to_have_count(2)
+    await expect(moderators.nth(1)).to_contain_text("Quiz Bot")
+    bot = (await secret.text_content() or "").strip()
+    async with aiohttp.ClientSession() as http:
+        said = await http.post(
+            f"{live_stack.http}/api/channels/talk/messages",
+            json={"text": "Question one!"},
+            headers={"Authorization": f"Bearer {bot}"},
+        )
+        assert said.status == 201, await said.text()
+    line = viewer_page.locator("#messages li", has_text="Question one!")
+    await expect(line.locator(".bot-tag")).to_have_text("bot")
+    await expect(line.locator(".who")).to_have_text("Quiz Bot")
     for watched in (admin, moderator, viewer):
         assert await watched.problems() == []
 

@@ -59,12 +59,15 @@
     moderator: "moderator",
     uploader: "upload token",
     streamer: "streamer login",
+    bot: "bot",
   };
   const TOKEN_USES = {
     uploader: "Shown this once: a tus client (tus-js-client, tuspy, Uppy) sends it as" +
       " Authorization: Bearer … to upload videos to this channel.",
     streamer: "Shown this once: the streamer signs in at /admin with it and manages this" +
       " channel only.",
+    bot: "Shown this once: the bot sends it as Authorization: Bearer … with POST" +
+      " /api/channels/" + slug + '/messages {"text": "…"} to chat here as a bot.',
   };
 
   function refreshTokens() {
@@ -158,7 +161,11 @@
     }, admin.failed);
   });
   function newToken(role, name) {
-    api("POST", base + "/tokens", { role: role, name: name }).then(function (made) {
+    // moderators and bots are made where their name, a chat name, is checked
+    const request = role === "bot"
+      ? api("POST", base + "/bots", { name: name })
+      : api("POST", base + "/tokens", { role: role, name: name });
+    request.then(function (made) {
       document.getElementById("new-token").textContent = made.token;
       document.getElementById("new-token-use").textContent = TOKEN_USES[role];
       document.getElementById("new-token-panel").hidden = false;
@@ -166,6 +173,12 @@
       refreshTokens();
     }, admin.failed);
   }
+  document.getElementById("add-bot").addEventListener("click", function () {
+    const field = document.getElementById("moderator-name");
+    if (!field.reportValidity()) return;
+    newToken("bot", field.value.trim());
+    field.value = "";
+  });
   document.getElementById("add-uploader").addEventListener("click", function () {
     newToken("uploader", "upload");
   });

@@ -105,14 +105,22 @@
       const when = document.createElement("time");
       when.dateTime = message.ts;
       when.textContent = timeOf(message.ts);
+      const role = message.user.role;
       const who = document.createElement("span");
-      who.className = "who" + (message.user.role === "moderator" ? " is-mod" : "");
+      who.className = "who" + (role === "moderator" ? " is-mod" : role === "bot" ? " is-bot" : "");
       who.textContent = message.user.name;
-      if (message.user.role === "moderator") who.title = "Moderator";
+      if (role === "moderator") who.title = "Moderator";
       const text = document.createElement("span");
       text.className = "text";
       text.textContent = message.text;
-      li.append(when, " ", who, " ", text);
+      li.append(when, " ");
+      if (role === "bot") {
+        const tag = document.createElement("span");
+        tag.className = "bot-tag";
+        tag.textContent = "bot";
+        li.append(tag, " ");
+      }
+      li.append(who, " ", text);
       if (me && me.role === "moderator") li.append(moderatorButtons(message));
       return li;
     }
@@ -128,7 +136,7 @@
         moderate("delete", { channel: slug, id: message.id });
       });
       box.append(del);
-      if (message.user.role !== "moderator") {
+      if (message.user.role === "viewer") {
         const ban = document.createElement("button");
         ban.type = "button";
         ban.textContent = "Ban";
