@@ -21,7 +21,7 @@ from server.chat import api as chat_api
 from server.chat import room as chat
 from server.events import EVENTS, EventBus
 from server.live import directory, hooks, panel, playlists, status, streams, thumbnails, viewers
-from server.pages import embeds
+from server.pages import embeds, replay
 from server.pages import render as pages
 from server.recordings import api as recordings_api
 from server.recordings import service as recordings
@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
         app.add_routes(routes)
     pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages
     app.add_routes(embeds.routes)  # /embed/<slug>, /embed/<slug>/chat: pages made for an iframe
+    app.add_routes(replay.routes)  # /watch/<slug>/recordings/<id>: a past broadcast with its chat
     admin_pages.setup(app)  # /admin
     chat.attach(app)
     app.router.add_get("/api/openapi.json", openapi.openapi)

@@ -3,6 +3,8 @@ bans (admin or the channel's streamer)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
 from server.channels import tokens
@@ -31,16 +33,45 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
+def _message_id(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name) or None
+    if raw is not None and not MESSAGE_ID_RE.fullmatch(raw):
+        raise ApiError(f"{name} must be a message id")
+    return raw
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name) or None
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be an ISO 8601 time, e.g. 2026-12-07T20:00:00Z") from None
+    if when.tzinfo is None:
+        raise ApiError(f"{name} must name its time zone (Z or +09:00)")
+    return when
+
+
 @routes.get("/api/channels/{slug}/messages")
 async def list_messages(request: web.Request) -> web.Response:
-    """Stored messages, oldest first; `before=<id>` pages back from a message."""
+    """Stored messages, oldest first: the latest, or `before=<id>` paging back; `after=<id>`
+    or `since=<time>` paging forward (a replay); `until=<time>` bounds either."""
     slug = path_slug(request)
     db = request.app[DB]
     await request.app[CHANNELS].get(slug)
-    before = request.query.get("before") or None
-    if before is not None and not MESSAGE_ID_RE.fullmatch(before):
-        raise ApiError("before must be a message id")
-    found = await chat_store.messages(db, slug, _limit(request.query.get("limit")), before)
+    before, after = _message_id(request, "before"), _message_id(request, "after")
+    if before is not None and after is not None:
+        raise ApiError("give before or after, not both")
+    found = await chat_store.messages(
+        db,
+        slug,
+        _limit(request.query.get("limit")),
+        before=before,
+        after=after,
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+    )
     return web.json_response(found)
 
 

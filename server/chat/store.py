@@ -178,18 +178,33 @@ def _message(row: asyncpg.Record) -> MessagePayload:
 
 
 async def messages(
-    db: asyncpg.Pool, channel: str, limit: int, before: str | None = None
+    db: asyncpg.Pool,
+    channel: str,
+    limit: int,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[MessagePayload]:
-    """Up to `limit` stored messages older than `before` (an id), oldest first."""
+    """Up to `limit` stored messages, oldest first: the newest ones older than `before` (an
+    id), or from `after` (an id) or `since` onwards the oldest ones; all sent before `until`."""
+    forward = after is not None or since is not None
     rows = await db.fetch(
-        """SELECT * FROM chat_messages
+        f"""SELECT * FROM chat_messages
            WHERE channel = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id < $2)
-           ORDER BY id DESC LIMIT $3""",
+             AND ($3::text IS NULL OR id > $3)
+             AND ($4::timestamptz IS NULL OR created_at >= $4)
+             AND ($5::timestamptz IS NULL OR created_at < $5)
+           ORDER BY id {"ASC" if forward else "DESC"} LIMIT $6""",
         channel,
         before,
+        after,
+        since,
+        until,
         limit,
     )
-    return [_message(r) for r in reversed(rows)]
+    return [_message(r) for r in (rows if forward else reversed(rows))]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import time
@@ -39,6 +40,7 @@ from server.web.errors import Conflict, NotFound
 from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import MediaLayout, loopback_rtmp, valid_slug
 from transcoder.recordings import media, policy
+from transcoder.recordings.clock import read_clock
 from transcoder.recordings.recorder import Recorder, RecorderOptions
 
 log = logging.getLogger("onair.recordings")
@@ -143,10 +145,12 @@ class Recordings:
             return
         # A source that already is H.265 has nothing to gain from compression.
         to = "ready" if info.video_codec == "hevc" else "compressing"
+        clock = await asyncio.to_thread(read_clock, directory)
         await transition(
             self.db, rid, to, IN_PROGRESS,
             finalized_at=datetime.now(UTC), duration_s=info.duration_s, bytes=info.bytes,
             original_bytes=info.bytes, codec=info.video_codec,
+            clock=json.dumps(clock) if clock else None,
         )  # fmt: skip
         log.info(
             "recording finalized channel=%s recording=%s duration=%.1fs bytes=%d codec=%s",

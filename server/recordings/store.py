@@ -3,6 +3,7 @@ of capture, compression and retention, and the API's JSON shape."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -30,7 +31,7 @@ def new_id() -> str:
 # makes each step a compare-and-set, so two paths racing cannot both take it.
 _COLUMNS = frozenset(
     {"ended_at", "finalized_at", "compressed_at", "deleted_at", "duration_s", "bytes",
-     "original_bytes", "codec", "error", "deleted_reason"}
+     "original_bytes", "codec", "error", "deleted_reason", "clock"}
 )  # fmt: skip
 
 
@@ -69,6 +70,9 @@ def recording_json(row: asyncpg.Record) -> dict[str, Any]:
         # Not the file's own name: compression replaces and deletes the original while a
         # list that named it may still be on a page or in a download manager.
         "mp4_url": base + MP4_LINK if playable else None,
+        # [[media seconds, Unix seconds], ...]: where each captured part sits on the wall
+        # clock (chat replay); null for recordings made before it was kept
+        "clock": json.loads(row["clock"]) if row["clock"] else None,
     }
 
 
@@ -113,6 +117,16 @@ async def get(db: asyncpg.Pool, rid: str) -> asyncpg.Record | None:
     """id, channel and state of one recording."""
     row: asyncpg.Record | None = await db.fetchrow(
         "SELECT id, channel, state FROM recordings WHERE id = $1", rid
+    )
+    return row
+
+
+async def of_channel_one(db: asyncpg.Pool, channel: str, rid: str) -> asyncpg.Record | None:
+    """One of a channel's recordings, every column (recording_json), None if it has no such."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT * FROM recordings WHERE id = $1 AND channel = $2 AND state <> 'deleted'",
+        rid,
+        channel,
     )
     return row
 

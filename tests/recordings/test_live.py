@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ async def session_recorded_compressed_and_deleted(
 ) -> None:
     await asyncio.wait_for(hold.started.wait(), 30)
     _, key = await live_stack.app[CHANNELS].create("rec", "Rec")
+    pushed = time.time()
     publisher = await publish_for(live_stack.rtmp(key), 20)
     recordings: list[dict[str, Any]] = []
 
@@ -82,6 +84,9 @@ async def session_recorded_compressed_and_deleted(
     rec = recordings[0]  # the list as a page shows it while compression waits for the slot
     assert 18.0 <= rec["duration_s"] <= 22.0, rec
     assert rec["bytes"] > 0 and rec["codec"] == "h264"
+    # where it sits on the wall clock (chat replay): one part, its first frame pushed just now
+    [(at, wall)] = rec["clock"]
+    assert at == 0 and pushed - 1 <= wall <= pushed + 15, (pushed, rec["clock"])
     # Through nginx, the way a player gets it.
     assert await decodes(live_stack.http + rec["hls_url"])
     assert await decodes(live_stack.http + rec["mp4_url"])

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.recordings.conftest import decodes, duration, make_part
+from transcoder.ffmpeg.progress import Progress
 from transcoder.recordings import media
+from transcoder.recordings.clock import CLOCK, PartClock, part_clock, read_clock
 from transcoder.recordings.compress import CompressOptions, compress
 
 # testsrc2 at 320x240 under x265 ultrafast CRF 26: measured ~0.98; a broken encode is < 0.5.
@@ -40,6 +42,34 @@ async def test_parts_become_one_vod_and_mp4(tmp_path: Path) -> None:
     # Running it again (a crash after the remux) changes nothing.
     again = await media.finalize(rec, tools(tmp_path), "test")
     assert again == info
+
+
+async def test_each_parts_wall_clock_start_becomes_the_recordings_clock(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    await make_part(rec / "part-0001.ts", 6)
+    await make_part(rec / "part-0002.ts", 4, offset=100)  # restarted 30 s later on the wall
+    await make_part(rec / "part-0003.ts", 3, offset=200)  # its start never estimated
+    part_clock(rec / "part-0001.ts").write_text("1700000000.000\n")
+    part_clock(rec / "part-0002.ts").write_text("1700000036.500\n")
+
+    await media.finalize(rec, tools(tmp_path), "test")
+
+    assert sorted(p.name for p in rec.iterdir()) == [CLOCK, media.PLAYLIST, media.ORIGINAL]
+    clock = read_clock(rec)
+    assert clock is not None and len(clock) == 2 and clock[0] == (0.0, 1700000000.0)
+    at, wall = clock[1]
+    assert 5.8 <= at <= 6.2 and wall == 1700000036.5  # part 2 starts where part 1 ended
+
+
+def test_a_parts_start_is_the_earliest_now_minus_out_time(tmp_path: Path) -> None:
+    part = tmp_path / "part-0001.ts"
+    now = iter([1000.0, 1000.5, 1001.0, 1001.5])
+    clock = PartClock(part, now=lambda: next(now))
+    # nginx's buffered GOP comes in a burst (out_time runs ahead), then frames in real time
+    for out in (0.4, 2.1, 2.4, 2.9):
+        clock.observe(Progress(None, None, None, out, None, None, 0, 0, False))
+    assert part_clock(part).read_text().strip() == "998.400"  # 1000.5 - 2.1
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from transcoder.ffmpeg.process import (
     tagged,
 )
 from transcoder.ffmpeg.progress import Progress
+from transcoder.recordings.clock import CLOCK, clock_map, part_clock, read_part_clock, write_clock
 
 log = logging.getLogger("onair.recordings")
 
@@ -200,6 +201,7 @@ def parts(directory: Path) -> list[Path]:
 def _remove_parts(directory: Path) -> None:
     for part in directory.glob(PART_GLOB):
         part.unlink(missing_ok=True)
+        part_clock(part).unlink(missing_ok=True)
 
 
 def replace_into(work: Path, directory: Path, names: list[str]) -> None:
@@ -243,7 +245,12 @@ async def finalize(directory: Path, tools: Tools, label: str) -> MediaInfo:
     if rc != 0:
         raise MediaError(f"remux failed rc={rc}: {tail}")
     listing.unlink()
-    await asyncio.to_thread(replace_into, work, directory, [ORIGINAL])
+    durations = [first.duration_s]
+    for part in found[1:]:  # the concat demuxer put each part right after the one before
+        durations.append((await probe_media(tools.ffprobe, part)).duration_s)
+    write_clock(work, clock_map([read_part_clock(p) for p in found], durations))
+    kept = [ORIGINAL, CLOCK] if (work / CLOCK).exists() else [ORIGINAL]
+    await asyncio.to_thread(replace_into, work, directory, kept)
     await asyncio.to_thread(_remove_parts, directory)
     return await probe_media(tools.ffprobe, directory / ORIGINAL)
 

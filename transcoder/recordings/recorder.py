@@ -13,6 +13,7 @@ from typing import Literal
 
 from transcoder import metrics
 from transcoder.ffmpeg.process import RECORD_PRIORITY, FfmpegProcess, tagged
+from transcoder.recordings.clock import PartClock
 from transcoder.recordings.media import TAG_PREFIX
 from transcoder.waiting import wait_event
 
@@ -170,6 +171,7 @@ class Recorder:
                 marker=tag,
                 priority=RECORD_PRIORITY,
                 logger=log,
+                on_progress=PartClock(part).observe,  # where the part sits on the wall clock
             )
         except OSError as err:
             log.error("recorder spawn failed channel=%s error=%s", self.channel, err)

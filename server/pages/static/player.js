@@ -1,6 +1,7 @@
 // The live player: hls.js with a quality menu, the live/offline badge and the viewer count,
-// shared by the watch page and the embeds. Onair.player(root) finds its elements by id (the
-// quality menu and "Back to live" are optional) and returns what a page drives it with.
+// shared by the watch page, the embeds and a past broadcast's page. Onair.player(root) finds
+// its elements by id (the viewer count and "Back to live" are optional) and returns what a
+// page drives it with.
 (function () {
   "use strict";
 
@@ -144,7 +145,8 @@
     }
 
     function levelName(level) {
-      return level.height ? level.height + "p" : Math.round(level.bitrate / 1000) + " kb/s";
+      if (level.height) return level.height + "p";
+      return level.bitrate ? Math.round(level.bitrate / 1000) + " kb/s" : "Source";
     }
 
     function codecName(level) {
@@ -219,7 +221,7 @@
     }
 
     function setViewers(count) {
-      viewersText.textContent = count + " watching";
+      if (viewersText) viewersText.textContent = count + " watching";
     }
 
     // A recording or an uploaded video in the player instead of the live stream.

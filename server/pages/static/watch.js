@@ -32,6 +32,13 @@
 
   const HIDDEN_STATES = ["recording", "failed", "deleted"];
 
+  function link(text, href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+
   function showRecordings(recordings) {
     if (!Array.isArray(recordings) || recordings.length === 0) return;
     const items = [];
@@ -51,23 +58,19 @@
       meta.className = "past-meta";
       meta.textContent = duration(rec.duration_s) + (hlsUrl || mp4Url ? "" : " · processing");
       li.append(when, " ", meta);
-      if (hlsUrl) {
-        const play = document.createElement("button");
-        play.type = "button";
-        play.className = "link-button";
-        play.textContent = "Play";
+      if (hlsUrl && typeof rec.id === "string") {
+        // its own page, where the chat of the broadcast replays beside it
+        const play = link(
+          "Play",
+          "/watch/" + encodeURIComponent(slug) + "/recordings/" + encodeURIComponent(rec.id),
+        );
         play.setAttribute("aria-label", "Play the broadcast of " + when.textContent);
-        play.addEventListener("click", function () {
-          player.play(hlsUrl, null);
-        });
         li.append(" ", play);
       }
       if (mp4Url) {
-        const link = document.createElement("a");
-        link.href = mp4Url;
-        link.textContent = "Download";
-        link.setAttribute("download", "");
-        li.append(" ", link);
+        const download = link("Download", mp4Url);
+        download.setAttribute("download", "");
+        li.append(" ", download);
       }
       items.push(li);
     });
