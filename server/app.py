@@ -32,6 +32,9 @@ from server.uploads import service as uploads
 from server.uploads import tus
 from server.web import health, metrics, openapi
 from server.web.errors import error_middleware
+from server.webhooks import api as webhooks_api
+from server.webhooks import deliverer as webhooks
+from server.webhooks import listener as webhook_events
 from transcoder.layout import MediaLayout
 
 # JSON bodies here are small; a large one is a mistake or an attack.
@@ -63,6 +66,8 @@ def create_app(settings: Settings) -> web.Application:
             media_dirs,
             clients.redis_client,
             db.postgres,
+            webhooks.webhook_deliveries,  # its own pool: a hanging receiver holds none of the app's
+            webhook_events.stream_events,  # before streams: a reconcile's events find it
             channels_store.channel_store,
             admin_sessions.admin_sessions,
             streams.live_streams,  # publishers, live sessions and every channel's ladder
@@ -89,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
         tus.routes,
         uploads_api.routes,
         simulcast_api.routes,
+        webhooks_api.routes,
     ):
         app.add_routes(routes)
     pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages
