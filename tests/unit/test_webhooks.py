@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +56,17 @@ def test_retries_double_from_the_first_up_to_the_cap() -> None:
     assert [backoff(n, 10, 3600) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
     assert backoff(9, 10, 3600) == 2560 and backoff(10, 10, 3600) == 3600
     assert backoff(10_000, 10, 3600) == 3600  # no overflow after a day of retries
+
+
+def test_the_readme_receiver_check_accepts_a_delivery_and_refuses_the_rest() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    snippet = readme.split("A receiver checks it in a few lines:\n\n```python\n", 1)[1]
+    found: dict[str, Any] = {}
+    exec(snippet.split("```", 1)[0], found)
+    verified = found["verified"]
+    now = int(time.time())
+    assert verified(SECRET, BODY, signature(SECRET, BODY, now))
+    assert not verified("whsec_another-secret-entirely", BODY, signature(SECRET, BODY, now))
+    assert not verified(SECRET, BODY, signature(SECRET, BODY, now - 3600))
+    for broken in ("", "garbage", f"t={now}", "t=x,v1=00"):
+        assert not verified(SECRET, BODY, broken)
