@@ -66,8 +66,6 @@ def create_app(settings: Settings) -> web.Application:
             media_dirs,
             clients.redis_client,
             db.postgres,
-            webhooks.webhook_deliveries,  # its own pool: a hanging receiver holds none of the app's
-            webhook_events.stream_events,  # before streams: a reconcile's events find it
             channels_store.channel_store,
             admin_sessions.admin_sessions,
             streams.live_streams,  # publishers, live sessions and every channel's ladder
@@ -81,6 +79,8 @@ def create_app(settings: Settings) -> web.Application:
             slot.encoder_slot,  # before recordings and uploads, which hand it their jobs
             recordings.recordings,
             uploads.uploads,
+            webhooks.webhook_deliveries,  # its own pool: a hanging receiver holds none of the app's
+            webhook_events.stream_events,  # last on the bus: chat and recordings hear first
         ]
     )
     for routes in (

@@ -24,9 +24,10 @@ from server import sealed
 from server.clients import HTTP
 from server.settings import SETTINGS, Settings
 from server.tasks import cancel_and_wait
+from server.web.net import is_private_host
 from server.webhooks.metrics import WEBHOOK_ATTEMPTS
 from server.webhooks.signing import signature
-from server.webhooks.store import Webhook
+from server.webhooks.store import Webhook, parse_url
 from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.webhooks")
@@ -38,6 +39,9 @@ WORKERS = 4  # webhooks sent to at once by this process
 # coming due); an event written here wakes the workers at once.
 POLL_S = 1.0
 MAX_ERROR = 300
+# Delivered and failed deliveries are kept this long for the log (and a redeliver), then go.
+KEEP_DAYS = 7
+PRUNE_EVERY_S = 3600.0
 
 # The webhook whose queue head is due the longest, locked; others' locks are skipped.
 _CLAIM = """
@@ -158,6 +162,26 @@ class Deliverer:
         )  # fmt: skip
         return True
 
+    async def prune(self) -> int:
+        """Forget deliveries that ended more than KEEP_DAYS ago; returns how many."""
+        done = await self.pool.execute(
+            "DELETE FROM webhook_deliveries WHERE state <> 'pending'"
+            " AND created_at < now() - make_interval(days => $1)",
+            KEEP_DAYS,
+        )
+        return int(done.split()[-1])
+
+    async def prune_every(self, seconds: float) -> None:
+        """prune() now and then, until cancelled (every host does: it is idempotent)."""
+        while True:
+            try:
+                pruned = await self.prune()
+                if pruned:
+                    log.info("webhook deliveries pruned count=%d", pruned)
+            except Exception as err:
+                log.warning("webhook prune failed error=%s", type(err).__name__)
+            await asyncio.sleep(seconds)
+
     async def send(self, webhook: Webhook, head: asyncpg.Record) -> Outcome:
         """One signed POST of the head's body; never raises for what the receiver does."""
         try:
@@ -165,6 +189,12 @@ class Deliverer:
         except sealed.Unreadable:
             return Outcome("failed", None, "secret sealed under another ONAIR_SECRET_KEY: "
                            "create the webhook again")  # fmt: skip
+        receiver = parse_url(webhook.url)
+        # Checked at creation too; again here, as a name can come to point somewhere private.
+        if not self.settings.webhook_allow_private and await is_private_host(
+            receiver.host, receiver.port
+        ):
+            return Outcome("failed", None, f"{receiver.host} now resolves to a private address")
         body = head["body"].encode()
         headers = {
             "Content-Type": "application/json",
@@ -201,6 +231,7 @@ async def webhook_deliveries(app: web.Application) -> AsyncIterator[None]:
     async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=WORKERS) as pool:
         deliverer = Deliverer(pool, app[HTTP], settings)
         app[DELIVERER] = deliverer
-        workers = [asyncio.create_task(deliverer.run()) for _ in range(WORKERS)]
+        tasks = [asyncio.create_task(deliverer.run()) for _ in range(WORKERS)]
+        tasks.append(asyncio.create_task(deliverer.prune_every(PRUNE_EVERY_S)))
         yield
-        await cancel_and_wait(workers)
+        await cancel_and_wait(tasks)
