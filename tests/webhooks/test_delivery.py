@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.db import DB
 from server.events import EVENTS, StreamEvent
+from server.webhooks.deliverer import DELIVERER
 from server.webhooks.signing import verify
 from tests.chat.conftest import WAIT, Chatter
 from tests.conftest import Running, Serve, create_channel, wait_until
@@ -150,3 +152,48 @@ async def test_a_4xx_fails_a_delivery_at_once_the_next_still_arrives_and_it_can_
         (busy["id"], "delivered"),
         (again["id"], "delivered"),
     ]
+
+    # A week on, what ended is forgotten; what is still pending never is.
+    await running.app[DB].execute(
+        "UPDATE webhook_deliveries SET created_at = now() - interval '8 days' WHERE id <> $1",
+        again["id"],
+    )
+    await running.app[DB].execute(
+        "UPDATE webhook_deliveries SET state = 'pending',"
+        " next_attempt_at = now() + interval '1 day' WHERE id = $1",
+        busy["id"],
+    )
+    assert await running.app[DELIVERER].prune() == 1
+    assert [d["id"] for d in await deliveries(running.url, hook)] == [busy["id"], again["id"]]
+
+
+async def test_two_servers_sharing_the_database_send_each_delivery_once_in_order(
+    serve: Serve, settings, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    one, two = await serve(settings), await serve(settings)
+    hook, _ = await add_webhook(one.url, receiver.url, ["stream.started", "stream.stopped"])
+    await receiver.start()
+    channels = [f"c{n}" for n in range(12)]
+    for n, channel in enumerate(channels):
+        # Written on either server; both servers' workers race for the webhook.
+        await announce(one if n % 2 else two, StreamEvent(channel, live=True))
+    log = await settled(one.url, hook, len(channels))
+    assert [d["state"] for d in log] == ["delivered"] * len(channels)
+    got = receiver.delivered()
+    assert [r.body["channel"] for r in got] == channels
+    assert [r.delivery for r in got] == [d["id"] for d in log]  # each once, in id order
+
+
+async def test_a_receiver_whose_name_turns_private_is_not_sent_to(
+    serve: Serve, settings, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    allowed = await serve(settings)
+    hook, _ = await add_webhook(allowed.url, receiver.url, ["stream.started"])
+    await allowed.stop()
+    await receiver.start()
+    strict = await serve(settings.with_changes(webhook_allow_private=False))
+    await announce(strict, StreamEvent("show", live=True))
+    (refused,) = await settled(strict.url, hook, 1)
+    assert refused["state"] == "failed" and refused["attempts"] == 1
+    assert refused["last_error"] == "127.0.0.1 now resolves to a private address"
+    assert receiver.got == []
