@@ -156,7 +156,9 @@ class Deliverer:
                     _RETRY, head["id"], outcome.status, outcome.error, wait, RETRY_FOR_S
                 )
         WEBHOOK_ATTEMPTS.labels(outcome.verdict).inc()
-        log.info(
+        # One line per chat message delivered would drown the log: only trouble at INFO.
+        log.log(
+            logging.DEBUG if outcome.verdict == "delivered" else logging.INFO,
             "webhook attempt webhook=%d delivery=%d event=%s outcome=%s status=%s error=%s",
             webhook.id, head["id"], head["event"], outcome.verdict, outcome.status, outcome.error,
         )  # fmt: skip
