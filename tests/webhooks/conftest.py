@@ -4,6 +4,7 @@ on the same port, settings that allow it and retry quickly, and helpers over the
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from server.settings import Settings
-from tests.conftest import ADMIN, free_port
+from tests.conftest import ADMIN
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,22 @@ class Received:
         return json.loads(self.raw)
 
 
+def _reserve(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:`port` (0: any free one) and not listening: connections to
+    it are refused, as to a receiver that is down, while no other process can take the port
+    (a port only remembered could be, by a test running beside this one)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 class Receiver:
     """Keeps every POST to /hook; answers what `answer(body)` says (200 unless told)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self._socket = _reserve(0)
+        self.port: int = self._socket.getsockname()[1]
         self.got: list[Received] = []
         self.answer: Callable[[Any], int] = lambda body: 200
         self._runner: web.AppRunner | None = None
@@ -51,17 +63,23 @@ class Receiver:
         return [r for r in self.got if 200 <= r.status < 300]
 
     async def start(self) -> None:
+        """Listen on the reserved port."""
         app = web.Application()
         app.router.add_post("/hook", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        await web.SockSite(self._runner, self._socket).start()
 
     async def stop(self) -> None:
         """Stop listening: connections are refused until start()."""
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the listening socket
             self._runner = None
+            self._socket = _reserve(self.port)
+
+    def close(self) -> None:
+        """Give the port back (after stop)."""
+        self._socket.close()
 
     async def _hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -85,6 +103,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     made = Receiver()
     yield made
     await made.stop()
+    made.close()
 
 
 @pytest.fixture
