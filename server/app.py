@@ -33,6 +33,9 @@ from server.uploads import service as uploads
 from server.uploads import tus
 from server.web import health, metrics, openapi
 from server.web.errors import error_middleware
+from server.webhooks import api as webhooks_api
+from server.webhooks import deliverer as webhooks
+from server.webhooks import listener as webhook_events
 from transcoder.layout import MediaLayout
 
 # JSON bodies here are small; a large one is a mistake or an attack.
@@ -77,6 +80,8 @@ def create_app(settings: Settings) -> web.Application:
             slot.encoder_slot,  # before recordings and uploads, which hand it their jobs
             recordings.recordings,
             uploads.uploads,
+            webhooks.webhook_deliveries,  # its own pool: a hanging receiver holds none of the app's
+            webhook_events.stream_events,  # last on the bus: chat and recordings hear first
         ]
     )
     for routes in (
@@ -90,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
         tus.routes,
         uploads_api.routes,
         simulcast_api.routes,
+        webhooks_api.routes,
     ):
         app.add_routes(routes)
     pages.setup(app)  # /, /watch/<slug>, /static/; security headers on pages

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
 from aiohttp import web
@@ -15,6 +16,8 @@ from server.settings import SETTINGS
 
 log = logging.getLogger("onair.db")
 DB: web.AppKey[asyncpg.Pool] = web.AppKey("db", asyncpg.Pool)
+# A pool, or one of its connections inside a transaction.
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 # Any constant will do: two processes migrating at once queue on this lock.
 MIGRATION_LOCK_ID = 0x0A1A_0001

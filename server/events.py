@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
 
@@ -14,10 +15,13 @@ log = logging.getLogger("onair.events")
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """A channel went live (live=True) or offline (live=False)."""
+    """A channel went live (live=True) or offline (live=False); `resumed`: a restarted server
+    adopted a publisher that never left."""
 
     channel: str
     live: bool
+    started_at: datetime | None = None  # when the live session began
+    resumed: bool = False
 
 
 Listener = Callable[[StreamEvent], Awaitable[None]]

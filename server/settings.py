@@ -101,6 +101,13 @@ class Settings:
     # network; off, a streamer cannot aim the server's relay at its neighbours).
     relay_ca_file: Path = Path("/etc/ssl/certs/ca-certificates.crt")
     relay_allow_private: bool = False
+    # Webhooks: whether a receiver may be on a private, loopback or link-local address (off, an
+    # admin's typo or a stolen token cannot aim the server at its neighbours), and the retry
+    # backoff: the first retry after webhook_retry_first_s, doubling up to webhook_retry_max_s,
+    # for 24 h after the event.
+    webhook_allow_private: bool = False
+    webhook_retry_first_s: float = 10.0
+    webhook_retry_max_s: float = 3600.0
     # This host's name in the shared database: recordings, uploads and videos it holds the
     # files of carry it, and only their own host's background work touches them.
     node_name: str = field(default_factory=socket.gethostname)
@@ -290,6 +297,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "node_name": (_parse_nonempty, "a name for this host, unique among the servers", False),
     "relay_ca_file": (_parse_path, "a file of PEM certificates", False),
     "relay_allow_private": (_parse_bool, "true or false", False),
+    "webhook_allow_private": (_parse_bool, "true or false", False),
+    "webhook_retry_first_s": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
+    "webhook_retry_max_s": (_parse_seconds, "seconds, more than 0 and at most 3600", False),
     **LADDER_FIELDS,
 }
 

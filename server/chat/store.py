@@ -14,6 +14,7 @@ from server.chat.limits import MAX_TEXT, iso_ms
 from server.chat.metrics import CHAT_DROPPED, CHAT_PENDING, CHAT_WRITE_FAILURES
 from server.chat.payloads import MessagePayload, Role, UserPayload
 from server.chat.state import StoredBan
+from server.webhooks import outbox
 from transcoder.waiting import wait_event
 
 log = logging.getLogger("onair.chat")
@@ -26,13 +27,22 @@ MAX_PENDING = 50_000
 # A delete can name a message another host has not written yet: retry for ~10 s.
 DELETE_ATTEMPTS = 50
 
+# One statement, so the messages and their webhook deliveries are written together; a message
+# already stored (a retried batch whose first commit went through) gets no second delivery.
 _INSERT = """
-INSERT INTO chat_messages
-    (id, channel, user_id, user_name, user_role, ip_hash, body, created_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::text[], $7::text[], $8::timestamptz[])
-ON CONFLICT (id) DO NOTHING
-"""
+WITH stored AS (
+    INSERT INTO chat_messages
+        (id, channel, user_id, user_name, user_role, ip_hash, body, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::timestamptz[])
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), events AS (
+    SELECT 'chat.message' AS event, m.channel, m.body, m.n
+    FROM unnest($1::text[], $2::text[], $9::text[]) WITH ORDINALITY AS m(id, channel, body, n)
+    WHERE m.id IN (SELECT id FROM stored)
+)
+""" + outbox.fan_out("events")
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,10 @@ def _columns(batch: list[Pending]) -> tuple[list[object], ...]:
         [p.ip_hash for p in batch],
         [m["text"] for m in msgs],
         [p.created for p in batch],
+        [
+            outbox.body("chat.message", m["channel"], p.created, message=m)
+            for m, p in zip(msgs, batch, strict=True)
+        ],
     )
 
 

@@ -57,10 +57,10 @@ class Streams:
         `resume` appends to the playlists a killed server left, so players carry on.
         """
         self.publishers[client_id] = slug
-        self.started.setdefault(slug, datetime.now(UTC))
+        started = self.started.setdefault(slug, datetime.now(UTC))
         self.failed.discard(slug)
         self.ladders.start_soon(slug, loopback_rtmp(self.rtmp_port, slug), resume=resume)
-        await self.events.publish(StreamEvent(slug, live=True))
+        await self.events.publish(StreamEvent(slug, live=True, started_at=started, resumed=resume))
 
     async def go_offline(self, client_id: str) -> str | None:
         """The publisher left: mark offline and tell everyone, then stop the ladder.
@@ -71,8 +71,8 @@ class Streams:
         slug = self.publishers.pop(client_id, None)
         if slug is None:
             return None
-        self.started.pop(slug, None)
-        await self.events.publish(StreamEvent(slug, live=False))
+        started = self.started.pop(slug, None)
+        await self.events.publish(StreamEvent(slug, live=False, started_at=started))
         # Shielded: nginx-rtmp gives up on the publish_done hook after a few seconds and
         # aiohttp then cancels this handler, which would turn the graceful stop (FFmpeg can
         # need its whole grace period once the publisher is gone) into SIGKILL mid-segment.

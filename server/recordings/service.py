@@ -37,6 +37,7 @@ from server.recordings.store import ID_RE, IN_PROGRESS, STATES, new_id, transiti
 from server.settings import SETTINGS, Settings
 from server.tasks import cancel_and_wait
 from server.web.errors import Conflict, NotFound
+from server.webhooks import outbox
 from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import MediaLayout, loopback_rtmp, valid_slug
 from transcoder.recordings import media, policy
@@ -146,12 +147,18 @@ class Recordings:
         # A source that already is H.265 has nothing to gain from compression.
         to = "ready" if info.video_codec == "hevc" else "compressing"
         clock = await asyncio.to_thread(read_clock, directory)
-        await transition(
-            self.db, rid, to, IN_PROGRESS,
-            finalized_at=datetime.now(UTC), duration_s=info.duration_s, bytes=info.bytes,
-            original_bytes=info.bytes, codec=info.video_codec,
-            clock=json.dumps(clock) if clock else None,
-        )  # fmt: skip
+        now = datetime.now(UTC)
+        async with self.db.acquire() as conn, conn.transaction():
+            # Playable from here on (compression swaps files under the same links): announced
+            # in the same transaction, once.
+            if await transition(
+                conn, rid, to, IN_PROGRESS,
+                finalized_at=now, duration_s=info.duration_s, bytes=info.bytes,
+                original_bytes=info.bytes, codec=info.video_codec,
+                clock=json.dumps(clock) if clock else None,
+            ):  # fmt: skip
+                recording = {"id": rid, "duration_s": info.duration_s, "bytes": info.bytes}
+                await outbox.enqueue(conn, "recording.ready", channel, now, recording=recording)
         log.info(
             "recording finalized channel=%s recording=%s duration=%.1fs bytes=%d codec=%s",
             channel, rid, info.duration_s, info.bytes, info.video_codec,

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from server.db import Db
 from transcoder.recordings import media
 
 STATES = ("recording", "finalizing", "compressing", "ready", "failed", "deleted")
@@ -35,9 +36,7 @@ _COLUMNS = frozenset(
 )  # fmt: skip
 
 
-async def transition(
-    db: asyncpg.Pool, rid: str, to: str, frm: tuple[str, ...], **columns: Any
-) -> bool:
+async def transition(db: Db, rid: str, to: str, frm: tuple[str, ...], **columns: Any) -> bool:
     """Move rid from one of `frm` to `to`, setting columns; False if it was not in `frm`."""
     assert to in STATES and set(columns) <= _COLUMNS
     sets = ["state = $2"] + [f"{name} = ${i}" for i, name in enumerate(columns, start=4)]

@@ -6,9 +6,6 @@ whole and go out masked; the relays on the channel's media host follow within se
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from typing import Any
 
 from aiohttp import web
@@ -21,38 +18,15 @@ from server.simulcast.relays import RELAYS
 from server.simulcast.store import Destination, Server
 from server.web.auth import path_slug, require_channel
 from server.web.errors import ApiError, NotFound, read_json_object
+from server.web.net import is_private_host
 
 routes = web.RouteTableDef()
-
-RESOLVE_TIMEOUT_S = 5.0
-
-
-def _private(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return not ip.is_global or ip.is_multicast
 
 
 async def check_reachable(server: Server, allow_private: bool) -> None:
     """400 for a server on a private, loopback or link-local address, unless allowed: the relay
-    runs on the media host, and a streamer must not aim it at that host's neighbours. A name
-    that does not resolve now is let through (the relay then says why it cannot connect)."""
-    if allow_private:
-        return
-    try:
-        ipaddress.ip_address(server.host)
-        addresses = [server.host]
-    except ValueError:
-        try:
-            found = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(
-                    server.host, server.port, type=socket.SOCK_STREAM
-                ),
-                RESOLVE_TIMEOUT_S,
-            )
-        except (OSError, TimeoutError):
-            return
-        addresses = [str(info[4][0]) for info in found]
-    if any(_private(a) for a in addresses):
+    runs on the media host, and a streamer must not aim it at that host's neighbours."""
+    if not allow_private and await is_private_host(server.host, server.port):
         raise ApiError(
             f"server {server.host} is a private or loopback address: relays go to platforms on "
             "the internet (an operator can allow private ones with ONAIR_RELAY_ALLOW_PRIVATE)"

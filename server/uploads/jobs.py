@@ -19,6 +19,7 @@ from server.uploads import metrics, store
 from server.uploads.paths import VideoPaths
 from server.uploads.store import video_transition
 from server.web.errors import Conflict, NotFound
+from server.webhooks import outbox
 from transcoder import vod
 from transcoder.ffmpeg.probe import ProbeError, probe_json
 from transcoder.ffmpeg.process import (
@@ -124,11 +125,15 @@ class VodJobs:
             return
         await asyncio.to_thread(write_master, out, renditions, accepted.source)
         size = await asyncio.to_thread(vod.folder_bytes, out)
-        done = await video_transition(
-            self.db, vid, "ready", ("transcoding",),
-            ready_at=datetime.now(UTC), progress=1.0, bytes=size,
-            renditions=[r.name for r in renditions],
-        )  # fmt: skip
+        now = datetime.now(UTC)
+        async with self.db.acquire() as conn, conn.transaction():
+            done = await video_transition(
+                conn, vid, "ready", ("transcoding",),
+                ready_at=now, progress=1.0, bytes=size, renditions=[r.name for r in renditions],
+            )  # fmt: skip
+            if done:
+                video = {"id": vid, "duration_s": accepted.duration_s, "bytes": size}
+                await outbox.enqueue(conn, "video.ready", channel, now, video=video)
         if done:
             await asyncio.to_thread(shutil.rmtree, self.paths.upload_dir(uid), True)
             metrics.VOD_JOBS.labels("ready").inc()

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-# A pool, or one of its connections inside a transaction.
-Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+from server.db import Db
+
 UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 VIDEO_ID_RE = re.compile(r"^[0-9a-f]{16,32}$")
 UPLOAD_STATES = ("receiving", "done", "rejected", "expired", "terminated")

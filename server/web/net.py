@@ -1,8 +1,11 @@
-"""Who is on the other end: the client address behind nginx, never trusted from anyone else."""
+"""Who is on the other end: the client address behind nginx, never trusted from anyone else;
+and whether a host the server is told to connect to is one of its private neighbours."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 from functools import lru_cache
 
 from aiohttp import web
@@ -66,3 +69,31 @@ def browser_host(request: web.Request) -> str:
     if is_loopback(request.remote or "") and "X-Forwarded-Host" in request.headers:
         return request.headers["X-Forwarded-Host"]
     return request.host
+
+
+RESOLVE_TIMEOUT_S = 5.0
+
+
+def _private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return not ip.is_global or ip.is_multicast
+
+
+async def is_private_host(host: str, port: int) -> bool:
+    """True when `host` is, or resolves to, a private, loopback, link-local or multicast
+    address: where the server itself connects (a relay, a webhook), an outsider must not aim
+    it at the host's neighbours. A name that does not resolve now counts as not private (the
+    connection then fails on its own)."""
+    try:
+        ipaddress.ip_address(host)
+        addresses = [host]
+    except ValueError:
+        try:
+            found = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM),
+                RESOLVE_TIMEOUT_S,
+            )
+        except (OSError, TimeoutError):
+            return False
+        addresses = [str(info[4][0]) for info in found]
+    return any(_private(a) for a in addresses)

@@ -28,6 +28,8 @@ TARGETS = [
     ("DELETE", "/api/channels/{}/moderators/1", True, True),
     ("GET", "/api/channels/{}/recordings", False, True),
     ("DELETE", "/api/recordings/{}", True, True),
+    ("GET", "/api/webhooks/{}/deliveries", True, True),
+    ("POST", "/api/webhooks/1/deliveries/{}/redeliver", True, True),
     ("GET", "/hls/{}/master.m3u8", False, True),
     ("GET", "/hls/demo/{}/index.m3u8", False, True),
     ("GET", "/hls/{}/360p/index.m3u8", False, True),
