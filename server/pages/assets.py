@@ -21,6 +21,7 @@ REQUIRED_ASSETS = (
     "chat.js",
     "watch.js",
     "embed.js",
+    "embed_code.js",
     "replay.js",
     "index.js",
     "admin_common.js",

@@ -203,6 +203,9 @@ async def test_moderators_and_bans_through_the_channel_page_act_on_a_live_chat(
     await page.locator('tr[data-slug="talk"]').get_by_role("link", name="Manage talk").click()
     await expect(page.get_by_role("heading", name="Talk", exact=True)).to_be_visible()
 
+    # the embed code for other sites, ready to copy
+    embed = page.get_by_label("Embed", exact=True)
+    await expect(embed).to_contain_text(f'src="{live_stack.http}/embed/talk?chat=1"')
     await page.get_by_label("Name", exact=True).fill("mod")
     await page.get_by_role("button", name="Add moderator").click()
     link = page.get_by_label("Moderator link", exact=True)

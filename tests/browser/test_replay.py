@@ -40,6 +40,19 @@ STATE = """() => ({
 })"""
 
 
+async def start_replay(page: Page) -> None:
+    """Press "Play the broadcast" when the page could not start with sound by itself (no
+    gesture on it yet); a page the viewer reached by a click may start on its own."""
+    await page.wait_for_function(
+        "() => !document.getElementById('player').paused"
+        " || !document.getElementById('start-replay').hidden",
+        timeout=60_000,
+    )
+    button = page.get_by_role("button", name="Play the broadcast", exact=True)
+    if await button.is_visible():
+        await button.click()
+
+
 async def seek(page: Page, seconds: float) -> None:
     await page.evaluate(
         "(t) => { const v = document.getElementById('player'); v.pause(); v.currentTime = t; }",
@@ -80,15 +93,17 @@ async def test_a_recording_replays_its_chat_in_sync(
     status = page.locator("#replay-status")
     await expect(status).to_have_text("3 messages appear as the video reaches them.")
     await expect(page.locator("#replay-messages li")).to_have_count(0)  # nothing played yet
-    await page.locator("#player").click()  # a replay waits for its viewer (and has sound)
+    # a replay has sound, so it waits for its viewer to start it
+    await page.get_by_role("button", name="Play the broadcast", exact=True).click()
     await wait_playing(page, 60_000)
 
     # While it plays, exactly the messages sent up to the current moment are shown.
     async def consistent() -> bool:
         state = await page.evaluate(STATE)
-        due = [t for t, at in SHOWN.items() if at <= state["time"] - 0.5]
+        # a busy page may run its update a little late, never early
+        due = [t for t, at in SHOWN.items() if at <= state["time"] - 2.0]
         assert set(state["texts"]) >= set(due), state
-        assert all(SHOWN[t] <= state["time"] + 0.5 for t in state["texts"]), state
+        assert all(SHOWN[t] <= state["time"] + 0.3 for t in state["texts"]), state
         return "first!" in state["texts"]
 
     while not await consistent():

@@ -18,6 +18,7 @@ from server.recordings.service import RECORDINGS
 from server.recordings.store import new_id
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, open_page
+from tests.browser.test_replay import start_replay
 from tests.browser.test_watch_live import wait_playing
 from tests.conftest import LiveStack, wait_until
 from tests.recordings.conftest import make_part
@@ -62,7 +63,7 @@ async def test_a_compressed_recording_plays_on_the_watch_page(
     page = watched.page
     await page.get_by_role("link", name="Play the broadcast of").click()
     await page.wait_for_url(f"**/watch/past/recordings/{rid}")
-    await page.locator("#player").click()  # a replay waits for its viewer
+    await start_replay(page)
     await wait_playing(page, 60_000)
     codec = await page.get_attribute("#player", "data-codec")
     expected = "av01" if settings.compress_codec == "av1" else "avc1"  # no HEVC in this Chromium

@@ -203,6 +203,11 @@
   document.getElementById("copy-key").addEventListener("click", function () {
     admin.copyText(document.getElementById("stream-key").textContent, "Stream key");
   });
+  const embedCode = document.getElementById("embed-code");
+  embedCode.textContent = window.Onair.embedCode(slug, document.querySelector("h1").textContent);
+  document.getElementById("copy-embed").addEventListener("click", function () {
+    admin.copyText(embedCode.textContent, "Embed code");
+  });
   document.getElementById("copy-server").addEventListener("click", function () {
     admin.copyText(document.getElementById("obs-server").textContent, "Server");
   });

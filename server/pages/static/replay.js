@@ -24,6 +24,23 @@
   const video = player.video;
   player.play(root.dataset.recording, null);
 
+  // Browsers let a page start video with sound only after the viewer did something on it: when
+  // the player could not start by itself, one button does.
+  const start = document.getElementById("start-replay");
+  video.addEventListener("loadedmetadata", function () {
+    setTimeout(function () {
+      start.hidden = !video.paused || video.currentTime > 0;
+    }, 300);
+  });
+  video.addEventListener("play", function () {
+    start.hidden = true;
+  });
+  start.addEventListener("click", function () {
+    start.hidden = true;
+    const played = video.play();
+    if (played) played.catch(function () {});
+  });
+
   const when = document.getElementById("broadcast-time");
   const startedDate = new Date(root.dataset.started);
   if (!isNaN(startedDate)) when.textContent = startedDate.toLocaleString();

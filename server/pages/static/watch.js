@@ -154,17 +154,9 @@
 
   // ---------------------------------------------------------------- embed snippet
 
-  // The <iframe> another site pastes, for this address as this browser reaches it.
-  function attribute(text) {
-    return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
-  }
-
   const embedCode = document.getElementById("embed-code");
   const copied = document.getElementById("embed-copied");
-  embedCode.value =
-    '<iframe src="' + location.origin + "/embed/" + encodeURIComponent(slug) + '?chat=1"' +
-    ' width="960" height="400" title="' + attribute(document.querySelector(".title").textContent) +
-    '" allow="autoplay; fullscreen" allowfullscreen style="border:0"></iframe>';
+  embedCode.value = window.Onair.embedCode(slug, document.querySelector(".title").textContent);
   document.getElementById("embed-copy").addEventListener("click", function () {
     embedCode.select();
     const done = function () {
