@@ -13,8 +13,9 @@ APT_PACKAGES=(nginx libnginx-mod-rtmp ffmpeg postgresql redis-server python3 pyt
 APT_TEST_PACKAGES=(restic python3-psycopg2 chromium
   gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
   libnginx-mod-stream openssl procps)
-# tests/hosts: Debian 12 containers booted with systemd as PID 1 (debootstrap, systemd-nspawn)
-APT_HOSTS_PACKAGES=(systemd-container debootstrap iproute2 openssh-client)
+# tests/hosts: Debian 12 containers booted with systemd as PID 1 (debootstrap, systemd-nspawn);
+# curl and ffmpeg (APT_PACKAGES) are the viewer and the publisher in the lab, pebble its ACME server
+APT_HOSTS_PACKAGES=(systemd-container debootstrap iproute2 openssh-client curl pebble)
 # The watch page's libraries come from the npm registry; Debian 12's nodejs 18 + npm 9 will do.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 VENV=.venv

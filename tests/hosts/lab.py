@@ -4,8 +4,9 @@ One network namespace (`onair-lab`) holds a bridge; each host is a systemd-nspaw
 booting systemd as PID 1 in a network namespace of its own, its veth joined to that bridge.
 Ansible and the checks run inside the lab namespace and reach the hosts over SSH with a key
 made here. Addresses exist only inside these namespaces and nothing has a route out. A base
-image is built once with debootstrap (cached by a hash of its package list) and copied per
-host; whatever a crashed run left is torn down by the next one.
+image is built once with debootstrap plus every Debian package the roles install (cached by a
+hash of both lists), so the roles converge with no registry; it is copied per host. Whatever a
+crashed run left is torn down by the next one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import yaml
+
 NETNS = "onair-lab"
 BRIDGE = "labbr0"
 SUBNET = "10.77.0"  # the controller is .1, hosts from .11
@@ -30,13 +33,14 @@ LAB_ROOT = Path(os.environ.get("ONAIR_LAB_DIR", "/var/lib/onair-lab"))
 MIRROR = os.environ.get("ONAIR_LAB_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
 # What every lab host has before Ansible: what a fresh Debian 12 VPS has, plus nothing else
-# the roles would install (those come with the roles' own lists).
+# the roles would install (role_packages() adds those).
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "python3", "openssh-server", "sudo", "iproute2",
     "procps", "ca-certificates", "locales",
 )  # fmt: skip
 BOOT_TIMEOUT = 120.0
 LAB_MARK = "ONAIR_LAB_HOST"  # in each container's PID 1 environment: its host name
+ROLES = Path(__file__).resolve().parents[2] / "ansible" / "roles"
 
 
 class LabError(Exception):
@@ -62,15 +66,47 @@ def in_lab(args: Sequence[str], *, timeout: float = 600, check: bool = True) -> 
     return run(lab_net(args), timeout=timeout, check=check)
 
 
-def image_hash(packages: Sequence[str]) -> str:
-    """What names a base image: the suite, the mirror and the sorted package list."""
-    text = "\n".join([SUITE, MIRROR, *sorted(set(packages))])
+def role_packages(roles: Path = ROLES) -> list[str]:
+    """Every Debian package the roles install: the `*_packages` lists in each role's defaults
+    (tests/deploy/test_ansible.py checks that every apt task installs only those)."""
+    found: set[str] = set()
+    for defaults in sorted(roles.glob("*/defaults/main.yml")):
+        for name, value in (yaml.safe_load(defaults.read_text()) or {}).items():
+            if name.endswith("_packages") and isinstance(value, list):
+                found.update(str(package) for package in value)
+    return sorted(found)
+
+
+def image_hash(packages: Sequence[str], extra: Sequence[str] = ()) -> str:
+    """What names a base image: the suite, the mirror and both sorted package lists."""
+    text = "\n".join([SUITE, MIRROR, *sorted(set(packages)), "+", *sorted(set(extra))])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def base_image(packages: Sequence[str] = BASE_PACKAGES) -> Path:
-    """The debootstrapped root filesystem for `packages`, built once and then reused."""
-    image = LAB_ROOT / "images" / image_hash(packages)
+def install_in_image(root: Path, packages: Sequence[str]) -> None:
+    """apt-get install `packages` into the image from the machine running the suite, with
+    recommends, as the roles' apt tasks would on a host with a registry."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")  # Debian's "start no services" in a chroot
+    policy.chmod(0o755)
+    run(["mount", "-t", "proc", "proc", str(root / "proc")])  # some maintainer scripts read it
+    try:
+        run(["chroot", str(root), "apt-get", "update", "-qq"], timeout=600)
+        run(
+            ["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive",
+             "apt-get", "install", "-y", "-qq", *sorted(set(packages))],
+            timeout=1800,
+        )  # fmt: skip
+        run(["chroot", str(root), "apt-get", "clean"])
+    finally:
+        run(["umount", str(root / "proc")], check=False)
+        policy.unlink(missing_ok=True)
+
+
+def base_image(packages: Sequence[str] = BASE_PACKAGES, extra: Sequence[str] = ()) -> Path:
+    """The debootstrapped root filesystem for `packages` with `extra` installed by apt-get
+    inside it, built once and then reused."""
+    image = LAB_ROOT / "images" / image_hash(packages, extra)
     if (image / ".complete").exists():
         return image
     shutil.rmtree(image, ignore_errors=True)
@@ -84,6 +120,8 @@ def base_image(packages: Sequence[str] = BASE_PACKAGES) -> Path:
         ],
         timeout=1800,
     )  # fmt: skip
+    if extra:
+        install_in_image(building, extra)
     # No network in the lab: apt must not try, and the hosts must not wait for it.
     (building / "etc/apt/apt.conf.d/99onair-lab").write_text(
         'Acquire::Retries "0";\nAPT::Periodic::Enable "0";\n'
@@ -110,7 +148,12 @@ class Host:
         return [
             "ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=5", f"root@{self.address}",
+            "-o", "ConnectTimeout=5",
+            # One connection per host, reused: the firewall role's `ufw limit` on port 22
+            # refuses a 7th new connection within 30 s, as it would an operator's loop.
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={key.parent}/%h.ssh",
+            "-o", "ControlPersist=120",
+            f"root@{self.address}",
         ]  # fmt: skip
 
 
@@ -257,11 +300,12 @@ def teardown(work: Path) -> None:
 
 
 @contextlib.contextmanager
-def lab(names: Sequence[str], packages: Sequence[str] = BASE_PACKAGES) -> Iterator[Lab]:
-    """A lab with these hosts booted and reachable over SSH; torn down at the end."""
+def lab(names: Sequence[str]) -> Iterator[Lab]:
+    """A lab with these hosts booted and reachable over SSH; torn down at the end. Every host
+    starts from the one image that holds what the roles install."""
     work = LAB_ROOT / "run"
     teardown(work)  # a crashed run's leftovers
-    image = base_image(packages)
+    image = base_image(BASE_PACKAGES, role_packages())
     running = Lab(work)
     try:
         running.make_key()
