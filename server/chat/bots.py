@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from server.channels.tokens import ChannelToken
-from server.chat.limits import MAX_TEXT, TokenBucket, clean_text, refuse
+from server.chat.limits import TokenBucket, message_text, refuse
 from server.chat.payloads import Ack, UserPayload
 from server.settings import Settings
 
@@ -29,11 +29,9 @@ class Bots:
     async def post(self, bot: ChannelToken, raw: object, address_hash: str) -> Ack:
         """`bot` says `raw` in its channel: `{ok, id}` or `{ok: false, error}` as a socket's
         `message` ack would be."""
-        text = clean_text(raw) if isinstance(raw, str) else ""
-        if not text:
-            return refuse("empty")
-        if len(text) > MAX_TEXT:
-            return refuse("too_long")
+        text, wrong = message_text(raw)
+        if wrong is not None:
+            return refuse(wrong)
         settings = self.settings
         bucket = self.buckets.setdefault(
             bot.id, TokenBucket(settings.chat_rate_messages, settings.chat_rate_seconds)

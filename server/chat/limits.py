@@ -56,6 +56,14 @@ def clean_text(raw: str) -> str:
     return "".join(kept).strip()
 
 
+def message_text(raw: object) -> tuple[str, str | None]:
+    """A message's text, cleaned, and why it is refused ("empty", "too_long") or None."""
+    text = clean_text(raw) if isinstance(raw, str) else ""
+    if not text:
+        return text, "empty"
+    return text, "too_long" if len(text) > MAX_TEXT else None
+
+
 def clean_name(raw: object) -> str | None:
     """A display name with runs of spaces collapsed, or None when it breaks the rules."""
     if not isinstance(raw, str):

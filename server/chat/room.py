@@ -25,17 +25,16 @@ from server.chat.fallback import FallbackState
 from server.chat.limits import (
     DB_TIMEOUT,
     HISTORY_SIZE,
-    MAX_TEXT,
     MessageIds,
     TokenBucket,
     channel_of,
     clean_name,
-    clean_text,
     environ_address,
     guest_id,
     guest_name,
     ip_hash,
     iso_ms,
+    message_text,
     refuse,
     within_rate,
 )
@@ -310,12 +309,9 @@ class Chat:
         member = session.joined.get(channel) if session and channel else None
         if session is None or channel is None or member is None:
             return refuse("not_joined")
-        raw = data.get("text")
-        text = clean_text(raw) if isinstance(raw, str) else ""
-        if not text:
-            return refuse("empty")
-        if len(text) > MAX_TEXT:
-            return refuse("too_long")
+        text, wrong = message_text(data.get("text"))
+        if wrong is not None:
+            return refuse(wrong)
         settings = self.settings
         if not within_rate(
             session.bucket,
