@@ -92,11 +92,15 @@ def watch_through_a_killed_server(deployed: Deployed, publisher: subprocess.Pope
     killed = main_pid(deployed)
     deployed.ssh("systemctl kill -s KILL onair")
     wait_for(lambda: main_pid(deployed) not in (killed, "0"), 90, "systemd to restart onair")
-    wait_for(
-        lambda: media_sequence(https_get(deployed, variant)[1]) > before + 2,
-        180,
-        "new segments after the restart",
-    )
+    try:
+        wait_for(
+            lambda: media_sequence(https_get(deployed, variant)[1]) > before + 2,
+            180,
+            "new segments after the restart",
+        )
+    except AssertionError as err:  # say what the server did meanwhile
+        journal = deployed.ssh("journalctl -u onair --no-pager -n 60 -o cat", check=False)
+        raise AssertionError(f"{err}; the server's log:\n{journal}") from None
     assert wait_for_playing(deployed, "lab") == variant
     assert publisher.poll() is None, "the publisher was dropped"
 
