@@ -71,7 +71,8 @@ async def test_ffmpeg_crash_loop_backs_off_gives_up_and_recovers_on_next_publish
         publisher = await push_file(tiny_flv, url)
 
         async def given_up() -> bool:
-            return "ffmpeg gave up channel=crashy" in server.log()
+            # the ladder's line, logged once its failure is counted (the rung's comes first)
+            return "ladder gave up channel=crashy" in server.log()
 
         await wait_until(given_up, 60, "the supervisor to give up on the channel")
         log = server.log()
