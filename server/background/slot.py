@@ -19,6 +19,7 @@ from prometheus_client import Gauge
 from server.background.gate import CompressGate
 from server.live.ladders import LADDERS
 from server.live.streams import STREAMS
+from server.owner import OWNER
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
 from transcoder import schedule
@@ -191,6 +192,15 @@ async def encoder_slot(app: web.Application) -> AsyncIterator[None]:
     )
     gate = CompressGate(app[STREAMS], app[LADDERS], window, settings.compress_live_margin)
     slot = app[ENCODER] = EncoderSlot(gate)
-    task = asyncio.create_task(slot.run(), name="background-encoder")
-    yield
-    await cancel_and_wait([task])
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        tasks.append(asyncio.create_task(slot.run(), name="background-encoder"))
+
+    async def stop() -> None:
+        await cancel_and_wait(tasks)
+        tasks.clear()
+
+    # One encoder per host: the owner's (its gate reads the owner's ladders).
+    async with app[OWNER].duty("encoder slot", start, stop):
+        yield

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from server.db import DB
 from server.live.streams import STREAMS, Streams
+from server.owner import OWNER, Ownership
 from server.settings import SETTINGS
 
 log = logging.getLogger("onair.live")
@@ -31,8 +32,8 @@ STALE_AFTER_S = 15.0
 class LiveDirectory:
     """Live sessions here and on the other hosts sharing the database."""
 
-    def __init__(self, db: asyncpg.Pool, streams: Streams, host: str) -> None:
-        self.db, self.streams, self.host = db, streams, host
+    def __init__(self, db: asyncpg.Pool, streams: Streams, host: str, owner: Ownership) -> None:
+        self.db, self.streams, self.host, self.owner = db, streams, host, owner
         self._elsewhere: dict[str, datetime] = {}
         self._read_at = float("-inf")
 
@@ -46,10 +47,12 @@ class LiveDirectory:
                 self.db.fetch(
                     """
                     SELECT channel, started_at FROM live_status
-                    WHERE host <> $1 AND updated_at > now() - make_interval(secs => $2)
+                    WHERE (host <> $1 OR NOT $3) AND updated_at > now() - make_interval(secs => $2)
                     """,
                     self.host,
                     STALE_AFTER_S,
+                    # A worker that does not own this host's ladders reads the owner's rows too.
+                    self.owner.is_owner,
                 ),
                 READ_TIMEOUT_S,
             )
@@ -76,5 +79,5 @@ LIVE: web.AppKey[LiveDirectory] = web.AppKey("live_directory", LiveDirectory)
 
 async def live_directory(app: web.Application) -> AsyncIterator[None]:
     """The directory for the life of the app."""
-    app[LIVE] = LiveDirectory(app[DB], app[STREAMS], app[SETTINGS].node_name)
+    app[LIVE] = LiveDirectory(app[DB], app[STREAMS], app[SETTINGS].node_name, app[OWNER])
     yield

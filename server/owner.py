@@ -1,0 +1,211 @@
+"""The host's owner: of the server processes on one host (ONAIR_WORKERS), exactly one at a time
+runs the hooks' decisions, the ladders, recordings, relays, uploads' jobs and the background
+encoder (DESIGN.md "Several server processes on one host").
+
+Ownership is a PostgreSQL advisory lock keyed by the host's node name, held on a connection of
+its own. PostgreSQL lets go of it the moment that connection ends (a worker killed with -9
+closes its socket), and every other worker asks for it each TRY_EVERY_S, so one of them takes
+over within a couple of seconds. Services only the owner may run register a duty (start,
+stop) from their cleanup context: the duties start in registration order, which is the app's
+context order, when this process becomes the owner (at once during start-up for the first
+worker, as a lone server always did), and stop in reverse when it stops being one. A new owner
+starts them as a restarted server does: the reapers kill what the dead owner left (pidfiles),
+and reconcile adopts the publishers nginx still has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import Gauge
+
+from server.settings import SETTINGS
+from server.tasks import cancel_and_wait
+
+log = logging.getLogger("onair.owner")
+
+LOCK_CLASS = "onair-owner"  # with the node name, the lock's two keys (hashtext of each)
+TRY_EVERY_S = 1.0  # a worker that does not own asks this often (plus up to half again)
+CHECK_TIMEOUT_S = 5.0  # the owner's lock connection must answer within this
+CONNECT_TIMEOUT_S = 5.0
+
+OWNER_GAUGE = Gauge(
+    "onair_owner", "1 while this server process owns the host's hooks, ladders and jobs"
+)
+
+
+@dataclass
+class Duty:
+    """Something only the owner runs: started when this process becomes the owner."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+    running: bool = False
+
+
+class Ownership:
+    """This process's claim on the host's owner lock, and the duties that come with it."""
+
+    def __init__(self, database_url: str, node: str) -> None:
+        """Touches nothing until first_try() or run()."""
+        self.database_url = database_url
+        self.node = node
+        self.is_owner = False
+        self._duties: list[Duty] = []
+        self._changing = asyncio.Lock()  # duties start and stop one change at a time
+        self._conn: asyncpg.Connection | None = None
+        self.became_owner = asyncio.Event()
+        self.asking: asyncio.Task[None] | None = None  # run(), while the app lives
+
+    @contextlib.asynccontextmanager
+    async def duty(
+        self,
+        name: str,
+        start: Callable[[], Awaitable[None]],
+        stop: Callable[[], Awaitable[None]],
+    ) -> AsyncIterator[None]:
+        """Run start() whenever this process owns the host (now, if it does), stop() when it
+        no longer does or the context exits. Meant for a cleanup context's body."""
+        duty = Duty(name, start, stop)
+        async with self._changing:
+            self._duties.append(duty)
+            if self.is_owner:
+                # During start-up of the owner: fail the start-up, as a lone server would.
+                await duty.start()
+                duty.running = True
+        try:
+            yield
+        finally:
+            async with self._changing:
+                self._duties.remove(duty)
+                if duty.running:
+                    duty.running = False
+                    await duty.stop()
+
+    async def _lock(self) -> bool:
+        """Try the lock once on the dedicated connection (opened when there is none)."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                self.database_url,
+                timeout=CONNECT_TIMEOUT_S,
+                server_settings={"application_name": "onair-owner"},
+            )
+        got = await self._conn.fetchval(
+            "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))", LOCK_CLASS, self.node
+        )
+        return bool(got)
+
+    async def _drop_connection(self) -> None:
+        """Close the lock connection (PostgreSQL releases the lock with it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), CHECK_TIMEOUT_S)
+            except (asyncpg.PostgresError, OSError, TimeoutError):
+                conn.terminate()
+
+    async def _held(self) -> bool:
+        """The owner's lock connection still answers (the lock lives as long as it does)."""
+        if self._conn is None or self._conn.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(self._conn.fetchval("SELECT 1"), CHECK_TIMEOUT_S)
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def first_try(self) -> None:
+        """One try at start-up: the first worker up owns at once, before it serves a request."""
+        if await self._lock():
+            self._owned()
+        else:
+            log.info("owner lock held by another worker: this one serves and waits")
+
+    def _owned(self) -> None:
+        self.is_owner = True
+        self.became_owner.set()
+        OWNER_GAUGE.set(1)
+        log.info("owner lock taken node=%s: this worker runs hooks, ladders and jobs", self.node)
+
+    async def _take_over(self) -> None:
+        """Became the owner after start-up: start every duty, in order."""
+        async with self._changing:
+            self._owned()
+            for duty in self._duties:
+                try:
+                    await duty.start()
+                    duty.running = True
+                except Exception:
+                    log.exception("owner duty failed to start duty=%s", duty.name)
+
+    async def _step_down(self) -> None:
+        """The lock is lost (its connection died): stop every duty, newest first."""
+        async with self._changing:
+            self.is_owner = False
+            self.became_owner.clear()
+            OWNER_GAUGE.set(0)
+            for duty in reversed(self._duties):
+                if duty.running:
+                    duty.running = False
+                    try:
+                        await duty.stop()
+                    except Exception:
+                        log.exception("owner duty failed to stop duty=%s", duty.name)
+        await self._drop_connection()
+
+    async def run(self) -> None:
+        """Forever: a non-owner asks for the lock; the owner checks it still holds it."""
+        while True:
+            # Jitter: workers that start together do not ask in lockstep.
+            await asyncio.sleep(TRY_EVERY_S * (1 + random.random() / 2))
+            if self.is_owner:
+                if not await self._held():
+                    log.error("owner lock lost node=%s: stopping ladders and jobs", self.node)
+                    await self._step_down()
+                continue
+            try:
+                if await self._lock():
+                    await self._take_over()
+            except (asyncpg.PostgresError, OSError, TimeoutError) as err:
+                log.warning("owner lock not asked error=%s", type(err).__name__)
+                await self._drop_connection()
+
+    async def close(self) -> None:
+        """Release the lock (every duty has stopped by now: their contexts exited first)."""
+        self.is_owner = False
+        OWNER_GAUGE.set(0)
+        await self._drop_connection()
+
+
+OWNER: web.AppKey[Ownership] = web.AppKey("owner", Ownership)
+
+
+async def ownership(app: web.Application) -> AsyncIterator[None]:
+    """Claim the owner lock (or wait for it) for the life of the app; after db.postgres, before
+    every context that registers a duty, so the lock outlives every duty's stop."""
+    settings = app[SETTINGS]
+    assert settings.database_url is not None
+    owner = app[OWNER] = Ownership(settings.database_url, settings.node_name)
+    await owner.first_try()
+    owner.asking = asyncio.create_task(owner.run(), name="owner-lock")
+    try:
+        yield
+    finally:
+        await cancel_and_wait([owner.asking])
+        await owner.close()
+
+
+async def stop_asking(app: web.Application) -> None:
+    """on_shutdown: a worker on its way out must not take over (the owner's FFmpeg would start
+    again in a process that is stopping); the owner keeps its lock until its duties stopped."""
+    asking = app[OWNER].asking if OWNER in app else None
+    if asking is not None:
+        asking.cancel()
