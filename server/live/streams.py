@@ -23,7 +23,6 @@ from server.live.rtmp_stat import fetch_stat, publishers, stat_url
 from server.owner import OWNER
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
-from transcoder.ffmpeg.process import reap_orphans
 from transcoder.layout import loopback_rtmp
 from transcoder.live.pool import LadderPool
 
@@ -133,10 +132,9 @@ async def live_streams(app: web.Application) -> AsyncIterator[None]:
     reconciling: list[asyncio.Task[None]] = []
 
     async def take_over() -> None:
-        # What a dead owner's ladders left (a kill -9 leaves FFmpeg running in its own
-        # group): killed before reconcile starts this host's live channels again.
-        for pid in await reap_orphans(pool.run_dir):
-            log.warning("ladder orphan of a previous owner reaped pid=%d", pid)
+        # As after a restart: reconcile resumes each channel nginx still has, and the pool
+        # reaps the dead owner's FFmpeg of that channel (its pidfiles) before starting its
+        # own; the dead owner's ladder keeps writing segments until then.
         url = stat_url(settings.http_port)
         reconciling.append(asyncio.create_task(streams.reconcile(app[HTTP], url)))
 

@@ -146,19 +146,20 @@ def converge_values(root: Path) -> dict[str, object]:
 def teardown(values: dict[str, object], root: Path) -> None:
     """Stop everything the converge started and remove what it created outside `root`."""
     run_dir = Path(str(values["deploy_direct_run_dir"]))
-    subprocess.run(
-        [
-            "start-stop-daemon",
-            "--stop",
-            "--oknodo",
-            "--pidfile",
-            str(run_dir / "onair/onair.pid"),
-            "--retry",
-            "TERM/30/KILL/5",
-        ],
-        check=False,
-        capture_output=True,
-    )
+    for pidfile in sorted((run_dir / "onair").glob("onair-*.pid")):  # one per worker
+        subprocess.run(
+            [
+                "start-stop-daemon",
+                "--stop",
+                "--oknodo",
+                "--pidfile",
+                str(pidfile),
+                "--retry",
+                "TERM/30/KILL/5",
+            ],
+            check=False,
+            capture_output=True,
+        )
     conf = str(values["nginx_config_path"])
     if Path(conf).exists():
         subprocess.run([nginx_binary(), "-c", conf, "-s", "quit"], check=False, capture_output=True)
@@ -212,7 +213,7 @@ def converged() -> Iterator[Converged]:
     extra.write_text(json.dumps(values))
     try:
         result = converge(extra, timeout=420)
-        log = root / "run/onair/onair.log"
+        log = root / "run/onair/onair-0.log"
         server_log = log.read_text()[-4000:] if log.exists() else "(no server log)"
         assert result.returncode == 0, tail(result, 8000) + "\n--- onair.log ---\n" + server_log
         yield Converged(root, values, result.stdout)
@@ -269,7 +270,7 @@ def test_systemd_units_verify(converged: Converged) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     units = converged.path("onair_unit_dir")
-    names = ["onair.service", "onair-backup.service", "onair-backup.timer"]
+    names = ["onair@.service", "onair-backup.service", "onair-backup.timer"]
     for name in names:
         assert (units / name).exists(), name
     result = subprocess.run(
@@ -283,7 +284,7 @@ def test_systemd_units_verify(converged: Converged) -> None:
     ours = [line for line in result.stderr.splitlines() if str(units) in line]
     assert result.returncode == 0 or not ours, result.stderr
     assert ours == [], result.stderr
-    onair = (units / "onair.service").read_text()
+    onair = (units / "onair@.service").read_text()
     for directive in (
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
