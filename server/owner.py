@@ -26,6 +26,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Gauge
 
+from server.db import DB
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
 
@@ -35,6 +36,8 @@ LOCK_CLASS = "onair-owner"  # with the node name, the lock's two keys (hashtext 
 TRY_EVERY_S = 1.0  # a worker that does not own asks this often (plus up to half again)
 CHECK_TIMEOUT_S = 5.0  # the owner's lock connection must answer within this
 CONNECT_TIMEOUT_S = 5.0
+# A worker that queued background work (an upload's last byte) tells the owner at once.
+WAKE_CHANNEL = "onair_owner_wake"
 
 OWNER_GAUGE = Gauge(
     "onair_owner", "1 while this server process owns the host's hooks, ladders and jobs"
@@ -54,10 +57,13 @@ class Duty:
 class Ownership:
     """This process's claim on the host's owner lock, and the duties that come with it."""
 
-    def __init__(self, database_url: str, node: str) -> None:
-        """Touches nothing until first_try() or run()."""
+    def __init__(self, database_url: str, node: str, db: asyncpg.Pool | None = None) -> None:
+        """Touches nothing until first_try() or run(); db: the app's pool, for wake_owner()."""
         self.database_url = database_url
         self.node = node
+        self.db = db
+        self._wakers: list[Callable[[], None]] = []
+        self._notifying: set[asyncio.Task[None]] = set()
         self.is_owner = False
         self._duties: list[Duty] = []
         self._changing = asyncio.Lock()  # duties start and stop one change at a time
@@ -98,6 +104,7 @@ class Ownership:
                 timeout=CONNECT_TIMEOUT_S,
                 server_settings={"application_name": "onair-owner"},
             )
+            await self._conn.add_listener(WAKE_CHANNEL, self._woken)
         got = await self._conn.fetchval(
             "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))", LOCK_CLASS, self.node
         )
@@ -121,6 +128,30 @@ class Ownership:
         except (asyncpg.PostgresError, OSError, TimeoutError):
             return False
         return True
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Call `callback` in the owner when any worker of this host calls wake_owner()."""
+        self._wakers.append(callback)
+
+    def wake_owner(self) -> None:
+        """There may be background work for the owner (a NOTIFY when that is another worker)."""
+        if self.is_owner or self.db is None:
+            return
+        task = asyncio.create_task(self._notify(self.db))
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify(self, db: asyncpg.Pool) -> None:
+        try:
+            await db.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, self.node)
+        except (asyncpg.PostgresError, OSError) as err:
+            # The owner looks for work on its own every little while anyway.
+            log.warning("owner not woken error=%s", type(err).__name__)
+
+    def _woken(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload == self.node and self.is_owner:
+            for callback in self._wakers:
+                callback()
 
     async def first_try(self) -> None:
         """One try at start-up: the first worker up owns at once, before it serves a request."""
@@ -182,6 +213,7 @@ class Ownership:
         """Release the lock (every duty has stopped by now: their contexts exited first)."""
         self.is_owner = False
         OWNER_GAUGE.set(0)
+        await asyncio.gather(*self._notifying, return_exceptions=True)
         await self._drop_connection()
 
 
@@ -193,7 +225,7 @@ async def ownership(app: web.Application) -> AsyncIterator[None]:
     every context that registers a duty, so the lock outlives every duty's stop."""
     settings = app[SETTINGS]
     assert settings.database_url is not None
-    owner = app[OWNER] = Ownership(settings.database_url, settings.node_name)
+    owner = app[OWNER] = Ownership(settings.database_url, settings.node_name, app[DB])
     await owner.first_try()
     owner.asking = asyncio.create_task(owner.run(), name="owner-lock")
     try:

@@ -1,9 +1,11 @@
 """Which channels are live on any host, and since when.
 
-This host's publishers (streams.py) are known at once; channels live on another host (a media
-host in `split`, seen from an edge) come from the live_status rows that host's reporter keeps
-fresh (status.py), read at most once per READ_EVERY_S. The channel list, the watch page and
-chat's join answer ask here, so an edge shows a live channel as live.
+This host's publishers (streams.py) are known at once in the worker that owns them
+(server/owner.py); channels live on another host (a media host in `split`, seen from an edge),
+or in this host's owner when this worker is not it, come from the live_status rows the owner's
+reporter keeps fresh (status.py), read at most once per READ_EVERY_S. The channel list, the
+watch page and chat's join answer ask here, so every worker and every edge shows a live channel
+as live.
 """
 
 from __future__ import annotations

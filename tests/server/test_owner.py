@@ -4,8 +4,11 @@ stops."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
+from server.background.slot import ENCODER
 from server.channels.store import CHANNELS
 from server.owner import OWNER
 from server.settings import Settings
@@ -45,6 +48,13 @@ async def test_one_owner_and_a_take_over(settings: Settings, serve: Serve) -> No
     await first.app[CHANNELS].rotate_key("studio")
     assert await post_hook(second.url, "update", secret, key) == 403
     assert await post_hook(first.url, "update", secret, key) == 403
+
+    # Background work queued by the other worker (an upload's last byte) wakes the owner's
+    # encoder slot at once (a NOTIFY), not at its next idle poll.
+    woken = asyncio.Event()
+    first.app[OWNER].on_wake(woken.set)
+    second.app[ENCODER].wake()
+    await asyncio.wait_for(woken.wait(), 10)
 
     await first.stop()  # releases the lock once its duties have stopped
 

@@ -125,8 +125,12 @@ def test_owner_killed_during_a_live_stream_then_ctrl_c(data_dir: Path) -> None:
         before = {r.name: segment_runs(r) for r in renditions}
         (session,) = stat_clients(http_port, "demo")
 
+        taken = up.output.count("owner lock taken")
         os.kill(owner, signal.SIGKILL)
         killed_at = time.monotonic()
+        # The other worker takes the lock (the contract: within 10 s; generous here).
+        wait(lambda: up.output.count("owner lock taken") > taken, 30, "a worker to take over")
+        print(f"owner lock taken {time.monotonic() - killed_at:.1f} s after the kill")
 
         def resumed() -> bool:
             pids = ffmpeg_pids(channel)
