@@ -141,7 +141,9 @@ async def live_streams(app: web.Application) -> AsyncIterator[None]:
     async def hand_over() -> None:
         await cancel_and_wait(reconciling)
         reconciling.clear()
-        await pool.close()
+        # With other workers on this host one of them takes the ladders over and appends to
+        # the playlists (a rolling restart): ending them would stop every player watching.
+        await pool.close(end=settings.workers == 1)
         streams.publishers.clear()
         streams.started.clear()
         streams.failed.clear()

@@ -162,6 +162,27 @@ def test_owner_killed_during_a_live_stream_then_ctrl_c(data_dir: Path) -> None:
             time.sleep(0.2)
         assert publisher.poll() is None
         assert stat_clients(http_port, "demo") == [session]
+
+        # A rolling restart: the owner stops gracefully (SIGTERM, as `systemctl restart`
+        # does). The other worker takes the ladder over and appends to its playlists, which
+        # never end meanwhile (a player that saw ENDLIST would stop).
+        (owner,) = new_owner
+        assert owner is not None
+        before = {r.name: segment_runs(r) for r in renditions}
+        ladder = ffmpeg_pids(channel)
+        ended: set[str] = set()
+        os.kill(owner, signal.SIGTERM)
+
+        def handed_over() -> bool:
+            for rendition in renditions:
+                if "#EXT-X-ENDLIST" in (rendition / "index.m3u8").read_text():
+                    ended.add(rendition.name)
+            return resumed()
+
+        wait(handed_over, TAKE_OVER_DEADLINE, "the ladder in the other worker")
+        assert ended == set()
+        assert publisher.poll() is None
+        assert stat_clients(http_port, "demo") == [session]
         children = descendants(up.process.pid)
     finally:
         # Ctrl-C, as at the terminal.
