@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ def converge_values(root: Path) -> dict[str, object]:
         "deploy_direct_run_dir": str(root / "run"),
         "deploy_media_dir": str(root / "media"),
         "deploy_server_port": free_port(),
+        # Two server processes (onair-0.pid, onair-1.pid on the next port), nginx's hooks
+        # through its loopback listener: the multi-worker path (the lab's hosts run one).
+        "deploy_workers": 2,
+        "deploy_hooks_port": free_port(),
         "deploy_domain": "localhost",
         "deploy_admin_email": "ops@example.com",
         "common_packages": ["ca-certificates", "python3-apt"],
@@ -251,6 +256,30 @@ def test_healthz_answers_200_through_nginx_over_https(converged: Converged) -> N
     assert headers["Location"].startswith("https://")
     status, _, _ = get(f"https://{https}/hooks/rtmp/publish")
     assert status == 404
+
+
+def test_two_workers_one_owner_and_hooks_reach_it(converged: Converged) -> None:
+    first = int(str(converged.values["deploy_server_port"]))
+    owners = []
+    for port in (first, first + 1):
+        status, body, _ = get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        owners += [line for line in body.decode().splitlines() if line.startswith("onair_owner ")]
+    assert sorted(owners) == ["onair_owner 0.0", "onair_owner 1.0"], owners
+    # nginx-rtmp's hooks go through nginx's loopback listener to whichever worker owns: an
+    # unknown key is the owner's 403, never the other worker's 503.
+    hooks = f"127.0.0.1:{converged.values['deploy_hooks_port']}"
+    secret = str(converged.values["vault_onair_hook_secret"])
+    form = urllib.parse.urlencode({"app": "live", "name": "nope", "clientid": "1"}).encode()
+    for _ in range(4):  # round robin would meet both workers
+        request = urllib.request.Request(
+            f"http://{hooks}/hooks/rtmp/publish?secret={secret}", data=form, method="POST"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("an unknown key was accepted")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403, err.code
 
 
 def test_rendered_nginx_config_passes_nginx_t(converged: Converged) -> None:
