@@ -35,6 +35,10 @@ With --raw the clients are minimal Engine.IO/Socket.IO websocket clients (aiohtt
 permessage-deflate as browsers do) that join, answer pings and read each message's send
 time: cheap enough for thousands of clients on the cores the server also uses.
 
+After the runs, the "write floor": CPU µs per write of one chat-sized frame to as many
+loopback connections as the room had, with the servers stopped — the system call share of
+a delivery that the server's code cannot go below.
+
 Results: bench/results/chat-<date>[-tag].json and .md.
 """
 
@@ -65,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
+import uvloop  # noqa: E402
 from harness import cpu_seconds, free_port, open_tempdir, stop_process, wait_for  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
 from http_load import load, version  # noqa: E402
@@ -453,6 +458,46 @@ async def direct_deliveries(stack: ChatStack) -> int | None:
     return round(total) if seen else None
 
 
+async def write_floor(connections: int, rounds: int = 40) -> float:
+    """µs of CPU per write of a chat-sized websocket frame (200 bytes) to each of
+    `connections` loopback TCP connections, the way the fan-out writes (uvloop's
+    transport.write): the kernel's share of a delivery, which no server code avoids. On
+    loopback it includes the receiving side's TCP work, done in the sender's system call."""
+    loop = asyncio.get_running_loop()
+    accepted: list[asyncio.StreamWriter] = []
+    everyone = asyncio.Event()
+
+    def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        if len(accepted) == connections:
+            everyone.set()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    peers = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+
+    async def drain(reader: asyncio.StreamReader) -> None:
+        while await reader.read(1 << 16):
+            pass
+
+    readers = [loop.create_task(drain(reader)) for reader, _ in peers]
+    await everyone.wait()
+    frame, spent = bytes(4) + bytes(196), 0.0
+    for _ in range(rounds):
+        started = time.process_time()
+        for writer in accepted:
+            writer.transport.write(frame)
+        spent += time.process_time() - started
+        await asyncio.sleep(0.02)  # the readers empty their buffers, as clients would
+    for _, writer in peers:
+        writer.close()
+    for writer in accepted:
+        writer.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+    server.close()
+    return round(spent / (rounds * connections) * 1e6, 1)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -497,8 +542,8 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| clients | p50 ms | p99 ms | max ms | delivered/expected | server CPU-s idle"
         " | talking | CPU-s /1k clients/min idle | talking | µs CPU per delivery"
-        " | RSS growth MiB | clients' CPU-s | load | written at once |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | RSS growth MiB | clients' CPU-s | load | written at once | write floor µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -506,7 +551,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
             f" | {r['delivered']}/{r['expected']} | {r['idle_cpu_s']} | {r['talk_cpu_s']}"
             f" | {r['idle_cpu_s_per_1k_per_min']} | {r['talk_cpu_s_per_1k_per_min']}"
             f" | {r['cpu_us_per_delivery']} | {r['rss_growth_mib']} | {r['clients_cpu_s']}"
-            f" | {r['load_1m']} | {r.get('direct_deliveries')} |"
+            f" | {r['load_1m']} | {r.get('direct_deliveries')} | {r.get('write_floor_us')} |"
         )
     return lines
 
@@ -619,6 +664,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if name == "a":
             report["a"] = {"dir": str(code), "rows": rows, "summary": summarize(rows, args.rate)}
+    for row in rows:
+        row["write_floor_us"] = uvloop.run(write_floor(row["clients"]))
     report["load_after"] = load()
     report["raw_clients"] = args.raw
     report["rows"] = rows
