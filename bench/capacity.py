@@ -134,7 +134,7 @@ class Demand:
 
 
 def server_processes(d: Demand) -> int:
-    """`onair serve` processes needed (more than one shares chat through Redis)."""
+    """Server processes needed (`ONAIR_WORKERS`; more than one shares chat through Redis)."""
     return max(1, math.ceil(d.server_process_cores / CPU_HEADROOM))
 
 
@@ -346,6 +346,8 @@ def load_units(results: Path) -> Units:
 # --- output ---------------------------------------------------------------------------------
 
 LEVELS = (100, 500, 1000)
+# Issue #20's busy room: 5,000 people in one chat, 10 messages/s (50,000 deliveries/s).
+BUSY_VIEWERS, BUSY_MSGS_PER_S = 5000, 10.0
 PRESETS = ("superfast", "ultrafast")
 
 
@@ -374,6 +376,12 @@ def build(units: Units, levels: Sequence[int] = LEVELS) -> dict[str, Any]:
         "levels": [
             choose(units, dataclasses.replace(base, viewers=n), PLANS, PRESETS) for n in levels
         ],
+        "busy_room": choose(
+            units,
+            dataclasses.replace(base, viewers=BUSY_VIEWERS, chat_msgs_per_s=BUSY_MSGS_PER_S),
+            PLANS,
+            PRESETS,
+        ),
     }
 
 
@@ -475,9 +483,25 @@ def markdown(model: dict[str, Any]) -> str:
                 f"{b['plan']} at {b['preset']}, ${b['monthly_usd']:,.0f}/month (server"
                 f" ${b['server_usd']:.0f}, bandwidth ${b['bandwidth_usd']:,.0f}, block"
                 f" {b['block_gb']} GB; CPU {b['cpu_use']:.0%}, RAM {b['ram_use']:.0%},"
-                f" {b['server_processes']} server process(es))"
+                f" {b['server_processes']} worker(s))"
             )
         lines.append(f"- {level['viewers']:,} viewers: {text[0]}; at the default: {text[1]}.")
+    room = model["busy_room"]
+    d, b = room["rows"][0]["demand"], room["best"]
+    lines += [
+        "",
+        f"A busy room: {BUSY_VIEWERS:,} people in one chat at {BUSY_MSGS_PER_S:g} messages/s"
+        f" ({BUSY_VIEWERS * BUSY_MSGS_PER_S:,.0f} deliveries/s):"
+        f" chat needs {d['cores_chat']:.2f} cores, the server processes"
+        f" {d['server_process_cores']:.2f} with the playlists, so"
+        f" {server_processes(Demand(**d))} worker(s) at {CPU_HEADROOM:.0%} each; "
+        + (
+            f"cheapest fit with the whole stream: {b['plan']} at {b['preset']}"
+            f" (CPU {b['cpu_use']:.0%})."
+            if b
+            else "no single plan carries the whole stream (transcode, egress and chat)."
+        ),
+    ]
     lines += ["", f"Prices: {a['price_source']}", ""]
     return "\n".join(lines)
 

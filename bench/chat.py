@@ -5,6 +5,8 @@ Run from the repository root:
     .venv/bin/python bench/chat.py                 # 10/100/500/1000 clients, 30 s windows
     .venv/bin/python bench/chat.py --quick         # same sizes, 8 s windows (~2-3 min)
     .venv/bin/python bench/chat.py --redis         # two `onair serve` processes sharing Redis
+    .venv/bin/python bench/chat.py --ab DIR        # A/B: DIR's server (A) vs this one (B)
+    .venv/bin/python bench/chat.py --raw           # light websocket clients (for big rooms)
 
 It starts a private PostgreSQL (PgCluster in a temp folder), optionally redis-server, and one
 or two `onair serve` processes as systemd runs them, creates one channel through the admin API
@@ -23,7 +25,21 @@ and talking), CPU microseconds per delivered message, server RSS growth per 1,00
 clients. The clients run in this process and share the cores with the server; the bench
 records its own CPU too, so a saturated client side shows. The per-connection and
 per-address chat rate limits are raised (they are settings) because every client comes from
-127.0.0.1. Results: bench/results/chat-<date>[-quick|-redis].json and .md.
+127.0.0.1.
+
+With --ab DIR (another checkout's server: `git archive <commit> server transcoder | tar -x
+-C DIR`, as bench/http_load.py takes it) the whole run is made twice, first against DIR's
+server (A), then against this checkout's (B), and the report gives B/A size by size.
+
+With --raw the clients are minimal Engine.IO/Socket.IO websocket clients (aiohttp, offering
+permessage-deflate as browsers do) that join, answer pings and read each message's send
+time: cheap enough for thousands of clients on the cores the server also uses.
+
+After the runs, the "write floor": CPU µs per write of one chat-sized frame to as many
+loopback connections as the room had, with the servers stopped — the system call share of
+a delivery that the server's code cannot go below.
+
+Results: bench/results/chat-<date>[-tag].json and .md.
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import math
 import os
 import resource
@@ -52,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import socketio  # noqa: E402
+import uvloop  # noqa: E402
 from harness import cpu_seconds, free_port, open_tempdir, stop_process, wait_for  # noqa: E402
 from host import describe_host, write_results  # noqa: E402
 from http_load import load, version  # noqa: E402
@@ -65,6 +83,7 @@ SLUG = "bench"
 SIZES = (10, 100, 500, 1000)
 CONNECT_CONCURRENCY = 50
 DRAIN_IDLE_S = 3.0
+WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -114,8 +133,9 @@ class ChatStack:
 
 
 @asynccontextmanager
-async def chat_stack(servers: int, use_redis: bool) -> AsyncIterator[ChatStack]:
-    """PostgreSQL, optionally Redis, and `servers` x `onair serve` on free loopback ports."""
+async def chat_stack(servers: int, use_redis: bool, code: Path) -> AsyncIterator[ChatStack]:
+    """PostgreSQL, optionally Redis, and `servers` x `onair serve` (the `server` package in
+    folder `code`) on free loopback ports."""
     async with AsyncExitStack() as stack:
         work = open_tempdir("onair-bench-chat-")
         stack.callback(shutil.rmtree, work, ignore_errors=True)
@@ -164,7 +184,7 @@ async def chat_stack(servers: int, use_redis: bool) -> AsyncIterator[ChatStack]:
             stack.callback(log.close)
             server = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "server", "serve",
-                env=server_environ(settings), cwd=ROOT,
+                env=server_environ(settings), cwd=code,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,
             )  # fmt: skip
@@ -176,12 +196,72 @@ async def chat_stack(servers: int, use_redis: bool) -> AsyncIterator[ChatStack]:
         yield ChatStack(urls, pids, admin, redis_pid)
 
 
+class RawClient:
+    """A websocket-only Socket.IO v5 client that does what a chat viewer's page does and no
+    more: connect, join, answer pings, hand each `message` event to a handler, send messages
+    with an ack."""
+
+    def __init__(self, session: aiohttp.ClientSession, on_message: Any) -> None:
+        self.session = session
+        self.on_message = on_message
+        self.acks: dict[int, Any] = {}
+        self.next_ack = 0
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.reader: asyncio.Task[None] | None = None
+
+    async def connect(self, url: str, name: str) -> dict[str, Any]:
+        """Open the websocket (offering permessage-deflate, as browsers do) and join."""
+        ws = await self.session.ws_connect(
+            f"{url}/socket.io/?EIO=4&transport=websocket", compress=15, timeout=WS_TIMEOUT
+        )
+        self.ws = ws
+        if not (await ws.receive_str(timeout=30)).startswith("0"):  # Engine.IO open
+            raise RuntimeError("no Engine.IO open packet")
+        await ws.send_str("40")
+        if not (await ws.receive_str(timeout=30)).startswith("40"):
+            raise RuntimeError("Socket.IO connect refused")
+        self.reader = asyncio.create_task(self.read())
+        joined = asyncio.get_running_loop().create_future()
+        await self.emit("join", {"channel": SLUG, "name": name}, callback=joined.set_result)
+        ack: dict[str, Any] = await asyncio.wait_for(joined, 60)
+        return ack
+
+    async def emit(self, event: str, data: Any, callback: Any) -> None:
+        assert self.ws is not None
+        self.next_ack += 1
+        self.acks[self.next_ack] = callback
+        await self.ws.send_str(f"42{self.next_ack}" + json.dumps([event, data]))
+
+    async def read(self) -> None:
+        assert self.ws is not None
+        async for frame in self.ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            text = frame.data
+            if text == "2":
+                await self.ws.send_str("3")
+            elif text.startswith('42["message"'):
+                await self.on_message(json.loads(text[2:])[1])
+            elif text.startswith("43"):
+                digits = len(text) - len(text[2:].lstrip("0123456789"))
+                callback = self.acks.pop(int(text[2:digits]), None)
+                if callback is not None:
+                    callback(json.loads(text[digits:])[0])
+
+    async def disconnect(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+
+
 @dataclass
 class Clients:
     """Connected, joined python-socketio clients and what they received."""
 
     session: aiohttp.ClientSession
-    clients: list[socketio.AsyncClient] = field(default_factory=list)
+    raw: bool = False
+    clients: list[Any] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     recording: bool = False
     refused: int = 0
@@ -204,13 +284,18 @@ class Clients:
         started = time.monotonic()
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-        async def one(index: int) -> socketio.AsyncClient:
+        async def one(index: int) -> Any:
             async with gate:
-                client = socketio.AsyncClient(reconnection=False, http_session=self.session)
-                client.on("message", self.on_message(index))
                 url = stack.urls[index % len(stack.urls)]
-                await client.connect(url, transports=["websocket"], wait_timeout=30)
-                ack = await client.call("join", {"channel": SLUG, "name": f"b{index}"}, timeout=60)
+                if self.raw:
+                    client: Any = RawClient(self.session, self.on_message(index))
+                    ack = await client.connect(url, f"b{index}")
+                else:
+                    client = socketio.AsyncClient(reconnection=False, http_session=self.session)
+                    client.on("message", self.on_message(index))
+                    await client.connect(url, transports=["websocket"], wait_timeout=30)
+                    join = {"channel": SLUG, "name": f"b{index}"}
+                    ack = await client.call("join", join, timeout=60)
                 if not ack.get("ok"):
                     raise RuntimeError(f"join refused: {ack}")
                 return client
@@ -268,16 +353,18 @@ async def measure(
     servers: int,
     use_redis: bool,
     deadline: float,
+    code: Path = ROOT,
+    raw: bool = False,
 ) -> list[dict[str, Any]]:
     """Grow the room through `sizes`; at each, an idle window and a talking window."""
     rows: list[dict[str, Any]] = []
-    async with chat_stack(servers, use_redis) as stack:
+    async with chat_stack(servers, use_redis, code) as stack:
         await create_channel(stack)
         await asyncio.sleep(1)
         rss0 = sum(rss_bytes(p) for p in stack.pids)
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            clients = Clients(session)
+            clients = Clients(session, raw)
             try:
                 for size in sizes:
                     # Connecting, two windows and settling: do not start what cannot finish.
@@ -343,6 +430,7 @@ async def measure(
                         "clients_cpu_s": round(own_talk, 2),
                         "idle_clients_cpu_s": round(own1 - own0, 2),
                         "load_1m": round(os.getloadavg()[0], 2),
+                        "direct_deliveries": await direct_deliveries(stack),
                     }
                     rows.append(row)
                     print(
@@ -355,6 +443,59 @@ async def measure(
             finally:
                 await clients.close()
     return rows
+
+
+async def direct_deliveries(stack: ChatStack) -> int | None:
+    """onair_chat_deliveries_total{path="direct"} over the servers; None before the fan-out
+    existed (an A that predates it shows it really ran the old code)."""
+    total, seen = 0.0, False
+    async with aiohttp.ClientSession() as session:
+        for url in stack.urls:
+            async with session.get(f"{url}/metrics") as response:
+                for line in (await response.text()).splitlines():
+                    if line.startswith('onair_chat_deliveries_total{path="direct"}'):
+                        total, seen = total + float(line.split()[-1]), True
+    return round(total) if seen else None
+
+
+async def write_floor(connections: int, rounds: int = 40) -> float:
+    """µs of CPU per write of a chat-sized websocket frame (200 bytes) to each of
+    `connections` loopback TCP connections, the way the fan-out writes (uvloop's
+    transport.write): the kernel's share of a delivery, which no server code avoids. On
+    loopback it includes the receiving side's TCP work, done in the sender's system call."""
+    loop = asyncio.get_running_loop()
+    accepted: list[asyncio.StreamWriter] = []
+    everyone = asyncio.Event()
+
+    def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        if len(accepted) == connections:
+            everyone.set()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    peers = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+
+    async def drain(reader: asyncio.StreamReader) -> None:
+        while await reader.read(1 << 16):
+            pass
+
+    readers = [loop.create_task(drain(reader)) for reader, _ in peers]
+    await everyone.wait()
+    frame, spent = bytes(4) + bytes(196), 0.0
+    for _ in range(rounds):
+        started = time.process_time()
+        for writer in accepted:
+            writer.transport.write(frame)
+        spent += time.process_time() - started
+        await asyncio.sleep(0.02)  # the readers empty their buffers, as clients would
+    for _, writer in peers:
+        writer.close()
+    for writer in accepted:
+        writer.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+    server.close()
+    return round(spent / (rounds * connections) * 1e6, 1)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -385,8 +526,38 @@ def summarize(rows: list[dict[str, Any]], rate: float) -> dict[str, Any]:
     }
 
 
+def ratios(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """B over A, size by size, for the figures a chat change should move."""
+    rows = []
+    for old, new in zip(a, b, strict=False):
+        row: dict[str, Any] = {"clients": new["clients"]}
+        for key in ("cpu_us_per_delivery", "p50_ms", "p99_ms"):
+            row[key] = round(new[key] / old[key], 3) if new[key] and old[key] else None
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """One markdown table row per room size."""
+    lines = [
+        "| clients | p50 ms | p99 ms | max ms | delivered/expected | server CPU-s idle"
+        " | talking | CPU-s /1k clients/min idle | talking | µs CPU per delivery"
+        " | RSS growth MiB | clients' CPU-s | load | written at once | write floor µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['clients']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']}"
+            f" | {r['delivered']}/{r['expected']} | {r['idle_cpu_s']} | {r['talk_cpu_s']}"
+            f" | {r['idle_cpu_s_per_1k_per_min']} | {r['talk_cpu_s_per_1k_per_min']}"
+            f" | {r['cpu_us_per_delivery']} | {r['rss_growth_mib']} | {r['clients_cpu_s']}"
+            f" | {r['load_1m']} | {r.get('direct_deliveries')} | {r.get('write_floor_us')} |"
+        )
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """A short table for bench/results/chat-<date>.md."""
+    """Short tables for bench/results/chat-<date>[-tag].md."""
     m, s = report["machine"], report["summary"]
     mode = f"{report['servers']} server process(es)" + (" + Redis" if report["redis"] else "")
     lines = [
@@ -395,23 +566,32 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; Python {m['python']},"
         f" python-socketio {m['python_socketio']}, {mode}; PostgreSQL {m['postgres']}."
         f" Load average before {report['load_before']}, after {report['load_after']}"
-        f" (the clients run on the same cores as the server).",
+        f" (the clients run on the same cores as the server)."
+        + (" Clients: light websocket ones (--raw)." if report.get("raw_clients") else ""),
         f"{report['senders']} senders at {report['rate']} messages/s in total;"
         f" {report['window_s']} s per window.",
         "",
-        "| clients | p50 ms | p99 ms | max ms | delivered/expected | server CPU-s idle"
-        " | talking | CPU-s /1k clients/min idle | talking | µs CPU per delivery"
-        " | RSS growth MiB | clients' CPU-s | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["rows"]:
-        lines.append(
-            f"| {r['clients']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']}"
-            f" | {r['delivered']}/{r['expected']} | {r['idle_cpu_s']} | {r['talk_cpu_s']}"
-            f" | {r['idle_cpu_s_per_1k_per_min']} | {r['talk_cpu_s_per_1k_per_min']}"
-            f" | {r['cpu_us_per_delivery']} | {r['rss_growth_mib']} | {r['clients_cpu_s']}"
-            f" | {r['load_1m']} |"
-        )
+    if "a" in report:
+        lines += [
+            f"A: the server in {report['a']['dir']}.",
+            "",
+            *table(report["a"]["rows"]),
+            "",
+            "B: this checkout.",
+            "",
+        ]
+    lines += table(report["rows"])
+    if "ratios" in report:
+        lines += [
+            "",
+            "| clients | µs per delivery, B/A | p50 B/A | p99 B/A |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['clients']} | {r['cpu_us_per_delivery']} | {r['p50_ms']} | {r['p99_ms']} |"
+            for r in report["ratios"]
+        ]
     if s:
         lines += [
             "",
@@ -434,6 +614,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--redis", action="store_true", help="two servers sharing Redis")
     parser.add_argument("--max-seconds", type=float, default=600, help="time bound")
     parser.add_argument("--tag", default="", help="suffix for the result file names")
+    parser.add_argument("--ab", type=Path, metavar="DIR", help="A/B against DIR's server")
+    parser.add_argument("--raw", action="store_true", help="light websocket clients")
     args = parser.parse_args(argv)
     sizes = sorted(int(x) for x in args.sizes.split(","))
     servers = 2 if args.redis else 1
@@ -461,20 +643,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         "window_s": seconds,
         "load_before": load(),
     }
-    rows = asyncio.run(
-        measure(
-            sizes,
-            seconds,
-            args.senders,
-            args.rate,
-            servers,
-            args.redis,
-            started + args.max_seconds,
+    if args.ab is not None and not (args.ab / "server" / "__main__.py").is_file():
+        sys.exit(f"{args.ab} is not an Onair checkout (no server/__main__.py)")
+    runs = [("a", args.ab.resolve())] if args.ab else []
+    runs.append(("b", ROOT))
+    budget = args.max_seconds / len(runs)
+    for name, code in runs:
+        rows = asyncio.run(
+            measure(
+                sizes,
+                seconds,
+                args.senders,
+                args.rate,
+                servers,
+                args.redis,
+                time.monotonic() + budget,
+                code,
+                args.raw,
+            )
         )
-    )
+        if name == "a":
+            report["a"] = {"dir": str(code), "rows": rows, "summary": summarize(rows, args.rate)}
+    for row in rows:
+        row["write_floor_us"] = uvloop.run(write_floor(row["clients"]))
     report["load_after"] = load()
+    report["raw_clients"] = args.raw
     report["rows"] = rows
     report["summary"] = summarize(rows, args.rate)
+    if args.ab:
+        report["ratios"] = ratios(report["a"]["rows"], rows)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     tag = args.tag or "-".join(
         x for x in ("redis" if args.redis else "", "quick" if args.quick else "") if x

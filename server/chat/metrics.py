@@ -16,6 +16,12 @@ CHAT_FANOUT = Histogram(
     "From accepting a message to handing it to every local client and the Redis bus",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
+CHAT_DELIVERIES = Counter(
+    "onair_chat_deliveries_total",
+    "Broadcast events handed to local clients, by path: written at once, or queued behind "
+    "the connection's own packets (long-polling, an upgrade, a slow reader)",
+    ["path"],
+)
 CHAT_PENDING = Gauge("onair_chat_pending_writes", "Accepted messages not yet written to PostgreSQL")
 CHAT_WRITE_FAILURES = Counter(
     "onair_chat_write_failures_total", "Batched chat writes to PostgreSQL that failed and wait"

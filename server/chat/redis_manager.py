@@ -14,6 +14,8 @@ from typing import Any
 
 import socketio
 
+from server.chat.fanout import FanoutManager
+
 log = logging.getLogger("onair.chat")
 
 # The Socket.IO listener's resubscribe delay doubles up to this (python-socketio's own
@@ -21,8 +23,9 @@ log = logging.getLogger("onair.chat")
 LISTEN_RETRY_MAX = 2.0
 
 
-class ChatRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager: a short resubscribe backoff, one log line per outage.
+class ChatRedisManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
+    """python-socketio's Redis manager: a short resubscribe backoff, one log line per outage,
+    and this host's share of each broadcast delivered through the fan-out.
 
     Events always reach this host's clients first (the library emits locally before it
     publishes), so a failed publish only costs the other hosts that event.

@@ -1,17 +1,16 @@
 """The python-socketio server chat runs on: the Redis manager when configured, forged
-lifecycle events refused, and every websocket tracked and checked."""
+lifecycle events refused, broadcasts through the fan-out (fanout.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any
 
-import engineio.packet
 import socketio
 from aiohttp import web
 
+from server.chat.fanout import Fanout, FanoutManager
 from server.chat.redis_manager import ChatRedisManager
 from server.clients import redis_options
 from server.settings import Settings
@@ -36,7 +35,7 @@ class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
                 settings.redis_url, channel="onair-chat", redis_options=redis_options()
             )
             if settings.redis_url
-            else None
+            else FanoutManager()
         )
         origins = settings.cors_origins
         super().__init__(
@@ -48,8 +47,9 @@ class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
             logger=False,
             engineio_logger=False,
         )
-        self.websockets: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._track_websockets()
+        self.fanout = Fanout()
+        self.fanout.install(self.eio)
+        self.manager.fanout = self.fanout
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         if isinstance(data, list) and data and data[0] in self.reserved_events:
@@ -57,37 +57,10 @@ class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._handle_event(eio_sid, namespace, id, data)
 
-    def _track_websockets(self) -> None:
-        """Give this server (only) a websocket class that remembers its instances.
-
-        It also ends the connection on a frame that is not an Engine.IO packet: engine.io
-        would raise out of its handler (a traceback per frame) and leave the session,
-        its writer task and the connected-clients gauge behind until the ping timeout.
-        """
-        drivers = dict(self.eio._async)
-        base, tracked = drivers["websocket"], self.websockets
-
-        class TrackedWebSocket(base):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                tracked.add(self)
-
-            async def wait(self) -> Any:
-                frame = await super().wait()
-                try:
-                    engineio.packet.Packet(encoded_packet=frame)
-                except Exception:
-                    log.info("chat websocket closed: frame is not an Engine.IO packet")
-                    return None  # engine.io's "closed by the client": a clean disconnect
-                return frame
-
-        drivers["websocket"] = TrackedWebSocket
-        self.eio._async = drivers
-
     async def close_websockets(self) -> None:
         """Close every websocket: engine.io leaves its handlers reading until the peer's
         close frame arrives, which aiohttp would wait out for its whole shutdown timeout."""
-        for websocket in list(self.websockets):
+        for websocket in self.fanout.open():
             await websocket.close()
 
     async def stop(self) -> None:

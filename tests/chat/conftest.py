@@ -63,16 +63,19 @@ class Chatter:
 
 @pytest.fixture
 async def connect() -> AsyncIterator[Callable[..., Awaitable[Chatter]]]:
-    """Connect Chatters (websocket, optional address and moderator token); all closed at the end."""
+    """Connect Chatters (websocket unless told, optional address and moderator token); all
+    closed at the end."""
     made: list[Chatter] = []
 
-    async def open_one(url: str, address: str = "10.0.0.1", token: str | None = None) -> Chatter:
+    async def open_one(
+        url: str, address: str = "10.0.0.1", token: str | None = None, transport: str = "websocket"
+    ) -> Chatter:
         chatter = Chatter()
         await chatter.sio.connect(
             url,
             headers={"X-Forwarded-For": address},
             auth={"token": token} if token else None,
-            transports=["websocket"],
+            transports=[transport],
             wait_timeout=WAIT,
         )
         made.append(chatter)
@@ -80,7 +83,10 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Chatter]]]:
 
     yield open_one
     for chatter in made:
-        if chatter.sio.connected:
+        if chatter.sio.connected and chatter.sio.transport() == "polling":
+            # The client would wait out the long-poll in flight (up to 30 s) for a goodbye.
+            await chatter.sio.eio.disconnect(abort=True)
+        elif chatter.sio.connected:
             await chatter.sio.disconnect()
 
 
