@@ -1,13 +1,15 @@
 """`onair up --workers 2` end to end: real PostgreSQL, Redis, nginx-rtmp, two servers and FFmpeg.
 
-The owner of the host's hooks and ladders is killed with -9 during a live stream: the other
+Chat works through nginx (long-polling sessions stay on their worker). The owner of the host's hooks and ladders is killed with -9 during a live stream: the other
 worker takes over, the ladder writes new segments again with exactly one FFmpeg per rung (the
 dead owner's are reaped, the restarted worker starts none), and the publisher stays connected
-in the same RTMP session. Then Ctrl-C stops everything the stack started.
+in the same RTMP session. Then the new owner is stopped gracefully (a rolling restart): the
+ladder moves again and no playlist ever ends. Then Ctrl-C stops everything the stack started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import socketio
 
 from bench.harness import ffmpeg_pids
 from server.live.rtmp_stat import publishers
@@ -88,6 +91,33 @@ def processes_naming(text: str) -> list[tuple[int, str]]:
     return found
 
 
+async def chat_through_nginx(http_port: int) -> None:
+    """Two chatters through nginx's /socket.io/: one on HTTP long-polling only (every poll must
+    reach the worker that holds its session), one as a browser starts (polling, then the
+    websocket upgrade); a message from one reaches the other."""
+    url = f"http://127.0.0.1:{http_port}"
+    ann, bob = socketio.AsyncClient(reconnection=False), socketio.AsyncClient(reconnection=False)
+    heard = asyncio.Event()
+
+    async def on_message(payload: dict[str, str]) -> None:
+        if payload["text"] == "through nginx":
+            heard.set()
+
+    bob.on("message", on_message)
+    try:
+        await ann.connect(url, transports=["polling"], wait_timeout=10)
+        await bob.connect(url, wait_timeout=10)
+        assert (await ann.call("join", {"channel": "demo", "name": "Ann"}, timeout=10))["ok"]
+        assert (await bob.call("join", {"channel": "demo", "name": "Bob"}, timeout=10))["ok"]
+        ack = await ann.call("message", {"channel": "demo", "text": "through nginx"}, timeout=10)
+        assert ack["ok"], ack
+        await asyncio.wait_for(heard.wait(), 10)
+    finally:
+        for client in (ann, bob):
+            if client.connected:
+                await client.disconnect()
+
+
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     root = open_tempdir("onair-workers-")
@@ -103,6 +133,7 @@ def test_owner_killed_during_a_live_stream_then_ctrl_c(data_dir: Path) -> None:
         up.wait_for(r"^Onair is up\.$")
         key = up.wait_for(r"Stream key:\s+(\S+)").group(1)
         assert len(workers(up)) == 2
+        asyncio.run(chat_through_nginx(http_port))
         channel = data_dir / "media" / "live" / "demo"
         publisher = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
