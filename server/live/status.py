@@ -263,7 +263,11 @@ async def live_status(app: web.Application) -> AsyncIterator[None]:
             unsubscribe = None
         await cancel_and_wait(tasks)
         tasks.clear()
-        # This host's channels are no longer reported (the next owner adopts them again).
+        if settings.workers > 1:
+            # Another worker takes the ladders over and reports them within seconds: the rows
+            # stay (fresh for STALE_AFTER_S), so no worker shows the channel offline meanwhile.
+            return
+        # This host's channels are no longer reported (a restart adopts them again).
         try:
             await app[DB].execute("DELETE FROM live_status WHERE host = $1", settings.node_name)
         except (asyncpg.PostgresError, OSError) as err:

@@ -1,10 +1,12 @@
 """`onair up --workers 2` end to end: real PostgreSQL, Redis, nginx-rtmp, two servers and FFmpeg.
 
-Chat works through nginx (long-polling sessions stay on their worker). The owner of the host's hooks and ladders is killed with -9 during a live stream: the other
-worker takes over, the ladder writes new segments again with exactly one FFmpeg per rung (the
-dead owner's are reaped, the restarted worker starts none), and the publisher stays connected
-in the same RTMP session. Then the new owner is stopped gracefully (a rolling restart): the
-ladder moves again and no playlist ever ends. Then Ctrl-C stops everything the stack started.
+Chat works through nginx (long-polling sessions stay on their worker). The owner of the host's
+hooks and ladders is killed with -9 during a live stream: the other worker takes over, the
+ladder writes new segments again with exactly one FFmpeg per rung (the dead owner's are reaped,
+the restarted worker starts none), and the publisher stays connected in the same RTMP session.
+Then the new owner is stopped gracefully (a rolling restart): the ladder moves again, no
+playlist ever ends and the channel stays live in the API. Then Ctrl-C stops everything the
+stack started.
 """
 
 from __future__ import annotations
@@ -204,14 +206,21 @@ def test_owner_killed_during_a_live_stream_then_ctrl_c(data_dir: Path) -> None:
         ended: set[str] = set()
         os.kill(owner, signal.SIGTERM)
 
+        offline: list[object] = []
+
         def handed_over() -> bool:
             for rendition in renditions:
                 if "#EXT-X-ENDLIST" in (rendition / "index.m3u8").read_text():
                     ended.add(rendition.name)
+            # Whichever worker nginx asks, the channel stays live.
+            status, listed = up.get("/api/channels")
+            if status != 200 or not listed[0]["live"]:  # type: ignore[index]
+                offline.append((status, listed))
             return resumed()
 
         wait(handed_over, TAKE_OVER_DEADLINE, "the ladder in the other worker")
         assert ended == set()
+        assert offline == []
         assert publisher.poll() is None
         assert stat_clients(http_port, "demo") == [session]
         children = descendants(up.process.pid)
