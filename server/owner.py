@@ -5,12 +5,14 @@ encoder (DESIGN.md "Several server processes on one host").
 Ownership is a PostgreSQL advisory lock keyed by the host's node name, held on a connection of
 its own. PostgreSQL lets go of it the moment that connection ends (a worker killed with -9
 closes its socket), and every other worker asks for it each TRY_EVERY_S, so one of them takes
-over within a couple of seconds. Services only the owner may run register a duty (start,
-stop) from their cleanup context: the duties start in registration order, which is the app's
-context order, when this process becomes the owner (at once during start-up for the first
-worker, as a lone server always did), and stop in reverse when it stops being one. A new owner
-starts them as a restarted server does: the reapers kill what the dead owner left (pidfiles),
-and reconcile adopts the publishers nginx still has.
+over within a couple of seconds. An owner whose lock connection dies because PostgreSQL went
+away keeps its duties running (nobody else can own meanwhile) and takes the lock again when
+PostgreSQL is back; it stops them only if another worker got the lock first. Services only the
+owner may run register a duty (start, stop) from their cleanup context: the duties start in
+registration order, which is the app's context order, when this process becomes the owner (at
+once during start-up for the first worker, as a lone server always did), and stop in reverse
+when it stops being one. A new owner starts them as a restarted server does: the reapers kill
+what the dead owner left (pidfiles), and reconcile adopts the publishers nginx still has.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ log = logging.getLogger("onair.owner")
 
 LOCK_CLASS = "onair-owner"  # with the node name, the lock's two keys (hashtext of each)
 TRY_EVERY_S = 1.0  # a worker that does not own asks this often (plus up to half again)
+RETAKE_EVERY_S = 0.25  # the owner whose lock connection died asks again this often
 CHECK_TIMEOUT_S = 5.0  # the owner's lock connection must answer within this
 CONNECT_TIMEOUT_S = 5.0
 # A worker that queued background work (an upload's last byte) tells the owner at once.
@@ -68,6 +71,7 @@ class Ownership:
         self._duties: list[Duty] = []
         self._changing = asyncio.Lock()  # duties start and stop one change at a time
         self._conn: asyncpg.Connection | None = None
+        self._unreachable = False  # PostgreSQL did not answer the last ask (logged once)
         self.became_owner = asyncio.Event()
         self.asking: asyncio.Task[None] | None = None  # run(), while the app lives
 
@@ -192,22 +196,46 @@ class Ownership:
                         log.exception("owner duty failed to stop duty=%s", duty.name)
         await self._drop_connection()
 
+    async def _retake(self) -> None:
+        """The owner's lock connection died: PostgreSQL restarted or is away, and while it is
+        away nobody else can own. Keep every duty running (a database outage never stopped a
+        ladder) and take the lock again as soon as PostgreSQL answers; step down only if
+        another worker got it first."""
+        log.warning("owner lock connection lost node=%s: taking it again", self.node)
+        await self._drop_connection()
+        while True:
+            try:
+                if await self._lock():
+                    log.info("owner lock taken again node=%s", self.node)
+                else:
+                    log.error("owner lock taken by another worker: stopping ladders and jobs")
+                    await self._step_down()
+                return
+            except (asyncpg.PostgresError, OSError, TimeoutError):
+                await self._drop_connection()
+                await asyncio.sleep(RETAKE_EVERY_S)
+
     async def run(self) -> None:
         """Forever: a non-owner asks for the lock; the owner checks it still holds it."""
         while True:
             # Jitter: workers that start together do not ask in lockstep.
             await asyncio.sleep(TRY_EVERY_S * (1 + random.random() / 2))
             if self.is_owner:
-                if not await self._held():
-                    log.error("owner lock lost node=%s: stopping ladders and jobs", self.node)
-                    await self._step_down()
+                # A slow answer keeps the connection (and the lock): only a dead one is retaken.
+                if not await self._held() and (self._conn is None or self._conn.is_closed()):
+                    await self._retake()
                 continue
             try:
-                if await self._lock():
-                    await self._take_over()
+                got = await self._lock()
             except (asyncpg.PostgresError, OSError, TimeoutError) as err:
-                log.warning("owner lock not asked error=%s", type(err).__name__)
+                if not self._unreachable:
+                    log.warning("owner lock not asked error=%s", type(err).__name__)
+                self._unreachable = True
                 await self._drop_connection()
+                continue
+            self._unreachable = False
+            if got:
+                await self._take_over()
 
     async def close(self) -> None:
         """Release the lock (every duty has stopped by now: their contexts exited first)."""

@@ -5,14 +5,19 @@ stops."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
+import pytest
 
 from server.background.slot import ENCODER
 from server.channels.store import CHANNELS
+from server.ops.pgcluster import PgCluster
 from server.owner import OWNER
 from server.settings import Settings
-from tests.conftest import Running, Serve, wait_until
+from tests.conftest import Running, Serve, open_tempdir, wait_until
 
 
 async def post_hook(base: str, kind: str, secret: str, key: str, clientid: str = "7") -> int:
@@ -64,3 +69,58 @@ async def test_one_owner_and_a_take_over(settings: Settings, serve: Serve) -> No
     await wait_until(took_over, timeout=10, what="the second worker takes over")
     _, new_key = await second.app[CHANNELS].create("other", "Other")
     assert await post_hook(second.url, "publish", secret, new_key, clientid="9") == 302
+
+
+@pytest.fixture
+async def own_cluster() -> AsyncIterator[PgCluster]:
+    """A PostgreSQL of this test's own, so stopping it disturbs nobody else."""
+    root = open_tempdir("onair-pg-owner-")
+    cluster = PgCluster(root / "cluster")
+    await cluster.start()
+    yield cluster
+    await cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_postgres_restart_keeps_the_owner_and_its_duties(
+    settings: Settings, own_cluster: PgCluster, serve: Serve
+) -> None:
+    """PostgreSQL going away cuts the lock's connection, but nobody else can own meanwhile:
+    the owner keeps its ladders and jobs running and takes the lock again when it is back."""
+    worker = await serve(settings.with_changes(database_url=own_cluster.url()))
+    owner = worker.app[OWNER]
+    assert owner.is_owner
+    changes: list[str] = []
+
+    async def started() -> None:
+        changes.append("start")
+
+    async def stopped() -> None:
+        changes.append("stop")
+
+    async with owner.duty("probe", started, stopped):
+        assert changes == ["start"]
+        await own_cluster.stop()
+        await asyncio.sleep(3)  # the owner notices within ~1.5 s and asks again meanwhile
+        assert owner.is_owner and changes == ["start"]
+        await own_cluster.start()
+
+        async def locked_again() -> bool:
+            held = await own_cluster_locks(own_cluster)
+            return held == 1
+
+        await wait_until(locked_again, timeout=20, what="the owner to take the lock again")
+        assert owner.is_owner and changes == ["start"]
+    assert changes == ["start", "stop"]
+
+
+async def own_cluster_locks(cluster: PgCluster) -> int:
+    """Advisory locks held on the cluster now (the owner's)."""
+    try:
+        conn = await asyncpg.connect(cluster.url())
+    except (OSError, asyncpg.PostgresError):
+        return -1
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+    finally:
+        await conn.close()
