@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--http-port", type=int, help="HTTP port for pages, API and HLS (8080)")
     up.add_argument("--rtmp-port", type=int, help="RTMP port OBS publishes to (1935)")
     up.add_argument("--host", help="address to listen on (0.0.0.0)")
+    up.add_argument(
+        "--workers", type=int, help="server processes sharing HTTP and chat (1; or ONAIR_WORKERS)"
+    )
 
     sub.add_parser("serve", help="run the server alone (as systemd does)")
     sub.add_parser("migrate", help="apply database migrations")
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "http_port": args.http_port,
             "rtmp_port": args.rtmp_port,
             "http_host": args.host,
+            "workers": args.workers,
         }
     try:
         settings = load_settings(args.config, os.environ, **overrides)

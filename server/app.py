@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import clients, db
+from server import clients, db, owner
 from server.admin import pages as admin_pages
 from server.admin import sessions as admin_sessions
 from server.background import slot
@@ -61,12 +61,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[EVENTS] = EventBus()
+    app.on_shutdown.append(owner.stop_asking)
     app.cleanup_ctx.extend(
         [
             clients.http_client,
             media_dirs,
             clients.redis_client,
             db.postgres,
+            owner.ownership,  # before every duty: the host's owner lock outlives their stops
             channels_store.channel_store,
             admin_sessions.admin_sessions,
             streams.live_streams,  # publishers, live sessions and every channel's ladder

@@ -54,6 +54,9 @@ class Settings:
     http_host: str = "0.0.0.0"  # where nginx listens (HTTP and RTMP)
     http_port: int = 8080  # the public port nginx listens on
     server_port: int = 8081  # the aiohttp server behind nginx, loopback only
+    # Server processes on this host (`onair up --workers`; Ansible's onair@ instances): one
+    # at a time owns hooks, ladders and jobs (server/owner.py), all serve HTTP and chat.
+    workers: int = 1
     rtmp_port: int = 1935
     database_url: str | None = None  # None: `onair up` runs a private cluster
     redis_url: str | None = None
@@ -230,6 +233,13 @@ def _parse_preset(raw: Any) -> str:
     return str(raw)
 
 
+def _parse_workers(raw: Any) -> int:
+    value = int(raw)
+    if isinstance(raw, float) or not 1 <= value <= 64:
+        raise ValueError
+    return value
+
+
 def _parse_bool(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -254,6 +264,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], Any], str, bool]] = {
     "http_port": (_parse_port, "a port number 1-65535", False),
     "server_port": (_parse_port, "a port number 1-65535", False),
     "rtmp_port": (_parse_port, "a port number 1-65535", False),
+    "workers": (_parse_workers, "a whole number of server processes, 1-64", False),
     "database_url": (_parse_url("postgres", "postgresql"), "a postgresql:// URL", True),
     "redis_url": (_parse_url("redis", "rediss", "unix"), "a redis:// URL", True),
     "admin_token": (_parse_token, "a token of at least 16 characters", True),

@@ -19,6 +19,7 @@ from prometheus_client import Gauge
 from server.background.gate import CompressGate
 from server.live.ladders import LADDERS
 from server.live.streams import STREAMS
+from server.owner import OWNER
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
 from transcoder import schedule
@@ -56,8 +57,11 @@ class JobSource(Protocol):
 class EncoderSlot:
     """The one background encoder of this host."""
 
-    def __init__(self, gate: CompressGate) -> None:
+    def __init__(self, gate: CompressGate, wake_owner: Callable[[], None] | None = None) -> None:
+        """wake_owner: tell the host's owner, when that is another worker, that there is work
+        (its slot is the one that runs)."""
         self.gate = gate
+        self.wake_owner = wake_owner
         self.sources: list[JobSource] = []
         self.current: tuple[Job, asyncio.Task[None]] | None = None
         self._wake = asyncio.Event()
@@ -69,6 +73,12 @@ class EncoderSlot:
 
     def wake(self) -> None:
         """There may be work: look now rather than at the next idle poll."""
+        self._wake.set()
+        if self.wake_owner is not None:
+            self.wake_owner()
+
+    def wake_here(self) -> None:
+        """wake() for this process's loop only (another worker woke the owner)."""
         self._wake.set()
 
     @property
@@ -190,7 +200,18 @@ async def encoder_slot(app: web.Application) -> AsyncIterator[None]:
         schedule.Window.parse(settings.compression_window) if settings.compression_window else None
     )
     gate = CompressGate(app[STREAMS], app[LADDERS], window, settings.compress_live_margin)
-    slot = app[ENCODER] = EncoderSlot(gate)
-    task = asyncio.create_task(slot.run(), name="background-encoder")
-    yield
-    await cancel_and_wait([task])
+    owner = app[OWNER]
+    slot = app[ENCODER] = EncoderSlot(gate, owner.wake_owner)
+    owner.on_wake(slot.wake_here)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        tasks.append(asyncio.create_task(slot.run(), name="background-encoder"))
+
+    async def stop() -> None:
+        await cancel_and_wait(tasks)
+        tasks.clear()
+
+    # One encoder per host: the owner's (its gate reads the owner's ladders).
+    async with app[OWNER].duty("encoder slot", start, stop):
+        yield

@@ -1,9 +1,11 @@
 """Which channels are live on any host, and since when.
 
-This host's publishers (streams.py) are known at once; channels live on another host (a media
-host in `split`, seen from an edge) come from the live_status rows that host's reporter keeps
-fresh (status.py), read at most once per READ_EVERY_S. The channel list, the watch page and
-chat's join answer ask here, so an edge shows a live channel as live.
+This host's publishers (streams.py) are known at once in the worker that owns them
+(server/owner.py); channels live on another host (a media host in `split`, seen from an edge),
+or in this host's owner when this worker is not it, come from the live_status rows the owner's
+reporter keeps fresh (status.py), read at most once per READ_EVERY_S. The channel list, the
+watch page and chat's join answer ask here, so every worker and every edge shows a live channel
+as live.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aiohttp import web
 
 from server.db import DB
 from server.live.streams import STREAMS, Streams
+from server.owner import OWNER, Ownership
 from server.settings import SETTINGS
 
 log = logging.getLogger("onair.live")
@@ -31,8 +34,8 @@ STALE_AFTER_S = 15.0
 class LiveDirectory:
     """Live sessions here and on the other hosts sharing the database."""
 
-    def __init__(self, db: asyncpg.Pool, streams: Streams, host: str) -> None:
-        self.db, self.streams, self.host = db, streams, host
+    def __init__(self, db: asyncpg.Pool, streams: Streams, host: str, owner: Ownership) -> None:
+        self.db, self.streams, self.host, self.owner = db, streams, host, owner
         self._elsewhere: dict[str, datetime] = {}
         self._read_at = float("-inf")
 
@@ -46,10 +49,12 @@ class LiveDirectory:
                 self.db.fetch(
                     """
                     SELECT channel, started_at FROM live_status
-                    WHERE host <> $1 AND updated_at > now() - make_interval(secs => $2)
+                    WHERE (host <> $1 OR NOT $3) AND updated_at > now() - make_interval(secs => $2)
                     """,
                     self.host,
                     STALE_AFTER_S,
+                    # A worker that does not own this host's ladders reads the owner's rows too.
+                    self.owner.is_owner,
                 ),
                 READ_TIMEOUT_S,
             )
@@ -76,5 +81,5 @@ LIVE: web.AppKey[LiveDirectory] = web.AppKey("live_directory", LiveDirectory)
 
 async def live_directory(app: web.Application) -> AsyncIterator[None]:
     """The directory for the life of the app."""
-    app[LIVE] = LiveDirectory(app[DB], app[STREAMS], app[SETTINGS].node_name)
+    app[LIVE] = LiveDirectory(app[DB], app[STREAMS], app[SETTINGS].node_name, app[OWNER])
     yield

@@ -13,6 +13,7 @@ from aiohttp import web
 from server.channels.store import CHANNELS
 from server.live.metrics import HOOK_DECISIONS
 from server.live.streams import STREAMS
+from server.owner import OWNER
 from server.settings import SETTINGS
 from server.web.errors import Handler
 
@@ -68,6 +69,20 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return values
 
 
+class NotOwner(HookRejected):
+    """Another worker of this host owns the hooks' decisions: nginx asks the next one on a 503
+    (proxy_next_upstream http_503 non_idempotent, nginx/onair.conf.template)."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "not-owner")
+
+
+def require_owner(request: web.Request) -> None:
+    """publish and publish_done change what runs: only the host's owner decides them."""
+    if not request.app[OWNER].is_owner:
+        raise NotOwner()
+
+
 HookHandler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 
@@ -84,9 +99,14 @@ def hook(kind: str) -> Callable[[HookHandler], Handler]:
                 return response
             except HookRejected as err:
                 HOOK_DECISIONS.labels(kind, err.reason.split(" ")[0]).inc()
-                # Never log the form's name: before the rename it is the stream key.
-                log.info(
-                    "hook rejected kind=%s reason=%r remote=%s", kind, err.reason, request.remote
+                # Never log the form's name: before the rename it is the stream key. A worker
+                # that does not own says so to every publish: not worth a line each.
+                log.log(
+                    logging.DEBUG if isinstance(err, NotOwner) else logging.INFO,
+                    "hook rejected kind=%s reason=%r remote=%s",
+                    kind,
+                    err.reason,
+                    request.remote,
                 )
                 return web.Response(status=err.status, text=err.reason)
 
@@ -99,6 +119,7 @@ def hook(kind: str) -> Callable[[HookHandler], Handler]:
 @hook("publish")
 async def on_publish(request: web.Request, form: dict[str, str]) -> web.StreamResponse:
     """Key → channel; accepted publishers are renamed to the slug by a 302."""
+    require_owner(request)
     app = request.app
     channel = await app[CHANNELS].for_key(form["name"])
     if channel is None:
@@ -118,6 +139,7 @@ async def on_publish(request: web.Request, form: dict[str, str]) -> web.StreamRe
 @hook("publish_done")
 async def on_publish_done(request: web.Request, form: dict[str, str]) -> web.StreamResponse:
     """The publisher left: offline, and the ladder stops (playlists get ENDLIST)."""
+    require_owner(request)
     slug = await request.app[STREAMS].go_offline(form["clientid"])
     if slug is not None:
         log.info("publish done channel=%s clientid=%s", slug, form["clientid"])
@@ -129,6 +151,11 @@ async def on_publish_done(request: web.Request, form: dict[str, str]) -> web.Str
 async def on_update(request: web.Request, form: dict[str, str]) -> web.StreamResponse:
     """Every ≤10 s: a rotated key, a disabled channel or a failed ladder drops the publisher."""
     app = request.app
+    if not app[OWNER].is_owner:
+        # Any worker answers: with notify_update_strict a failed hook drops the publisher, and
+        # while the owner changes hands (or is busy) nobody else may fail it. What PostgreSQL
+        # knows is checked here; a failed ladder is the owner's to report at its next update.
+        return await update_from_database(request, form)
     streams = app[STREAMS]
     slug = streams.publishers.get(form["clientid"])
     if slug is None:
@@ -146,5 +173,19 @@ async def on_update(request: web.Request, form: dict[str, str]) -> web.StreamRes
         raise HookRejected(403, "key rotated")
     if channel.disabled:
         log.info("publisher dropped channel=%s reason=disabled", slug)
+        raise HookRejected(403, "disabled channel")
+    return web.Response(text="ok")
+
+
+async def update_from_database(request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+    """The update hook in a worker that does not own: a rotated key or a disabled channel
+    drops the publisher; anything else keeps it."""
+    channel = await request.app[CHANNELS].for_key(form["name"])
+    if channel is None:
+        # Publishers on this host are only ever accepted with a channel's key.
+        log.info("publisher dropped reason=key-rotated clientid=%s", form["clientid"])
+        raise HookRejected(403, "key rotated")
+    if channel.disabled:
+        log.info("publisher dropped channel=%s reason=disabled", channel.slug)
         raise HookRejected(403, "disabled channel")
     return web.Response(text="ok")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from server.live.ladders import LADDERS
 from server.live.rtmp_stat import Publisher, fetch_stat, publishers, stat_url
 from server.live.streams import STREAMS, Streams
 from server.live.viewers import VIEWERS, ViewerSessions
+from server.owner import OWNER
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
 from transcoder.live.encoders import effective_preset, preset_index
@@ -247,13 +248,31 @@ async def live_status(app: web.Application) -> AsyncIterator[None]:
         host=settings.node_name,
         http_port=settings.http_port,
     )
-    unsubscribe = app[EVENTS].subscribe(reporter.on_stream)
-    task = asyncio.create_task(reporter.report_forever())
-    yield
-    unsubscribe()
-    await cancel_and_wait([task])
-    # Going down: this host's channels are no longer reported (a restart adopts them again).
-    try:
-        await app[DB].execute("DELETE FROM live_status WHERE host = $1", settings.node_name)
-    except (asyncpg.PostgresError, OSError) as err:
-        log.warning("live status left to go stale error=%s", type(err).__name__)
+    unsubscribe: Callable[[], None] | None = None
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        nonlocal unsubscribe
+        unsubscribe = app[EVENTS].subscribe(reporter.on_stream)
+        tasks.append(asyncio.create_task(reporter.report_forever()))
+
+    async def stop() -> None:
+        nonlocal unsubscribe
+        if unsubscribe is not None:
+            unsubscribe()
+            unsubscribe = None
+        await cancel_and_wait(tasks)
+        tasks.clear()
+        if settings.workers > 1:
+            # Another worker takes the ladders over and reports them within seconds: the rows
+            # stay (fresh for STALE_AFTER_S), so no worker shows the channel offline meanwhile.
+            return
+        # This host's channels are no longer reported (a restart adopts them again).
+        try:
+            await app[DB].execute("DELETE FROM live_status WHERE host = $1", settings.node_name)
+        except (asyncpg.PostgresError, OSError) as err:
+            log.warning("live status left to go stale error=%s", type(err).__name__)
+
+    # Only the owner knows the ladders: it alone reports them.
+    async with app[OWNER].duty("live status", start, stop):
+        yield

@@ -20,6 +20,7 @@ from server.clients import HTTP
 from server.events import EVENTS, EventBus, StreamEvent
 from server.live.ladders import LADDERS, new_pool
 from server.live.rtmp_stat import fetch_stat, publishers, stat_url
+from server.owner import OWNER
 from server.settings import SETTINGS
 from server.tasks import cancel_and_wait
 from transcoder.layout import loopback_rtmp
@@ -117,17 +118,35 @@ STREAMS: web.AppKey[Streams] = web.AppKey("streams", Streams)
 
 
 async def live_streams(app: web.Application) -> AsyncIterator[None]:
-    """Streams and every channel's ladder for the life of the app; reconcile at start.
+    """Streams and every channel's ladder for the life of the app; they run in the host's
+    owner (server/owner.py), which reconciles when it takes over.
 
-    On the way down every FFmpeg is stopped: no ladder outlives the server.
+    On the way down, or when this process stops owning, every FFmpeg is stopped: no ladder
+    outlives its owner.
     """
     settings = app[SETTINGS]
     # The pool reports a ladder that gave up to the Streams built just below.
     pool = new_pool(settings, on_failed=lambda slug: streams.ladder_failed(slug))
     streams = Streams(pool, app[EVENTS], settings.rtmp_port)
     app[LADDERS], app[STREAMS] = pool, streams
-    task = asyncio.create_task(streams.reconcile(app[HTTP], stat_url(settings.http_port)))
-    yield
-    await cancel_and_wait([task])
-    await pool.close()
-    streams.publishers.clear()
+    reconciling: list[asyncio.Task[None]] = []
+
+    async def take_over() -> None:
+        # As after a restart: reconcile resumes each channel nginx still has, and the pool
+        # reaps the dead owner's FFmpeg of that channel (its pidfiles) before starting its
+        # own; the dead owner's ladder keeps writing segments until then.
+        url = stat_url(settings.http_port)
+        reconciling.append(asyncio.create_task(streams.reconcile(app[HTTP], url)))
+
+    async def hand_over() -> None:
+        await cancel_and_wait(reconciling)
+        reconciling.clear()
+        # With other workers on this host one of them takes the ladders over and appends to
+        # the playlists (a rolling restart): ending them would stop every player watching.
+        await pool.close(end=settings.workers == 1)
+        streams.publishers.clear()
+        streams.started.clear()
+        streams.failed.clear()
+
+    async with app[OWNER].duty("ladders", take_over, hand_over):
+        yield

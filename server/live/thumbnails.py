@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.live.streams import STREAMS
+from server.live.directory import LIVE
 from server.settings import SETTINGS
 from server.web.auth import path_slug
 from transcoder.ffmpeg.process import run_captured
@@ -105,7 +105,7 @@ THUMBNAILS: web.AppKey[Thumbnails] = web.AppKey("thumbnails", Thumbnails)
 async def thumbnail(request: web.Request) -> web.Response:
     """A still of a live channel (from its latest segment); 404 while offline or not ready."""
     slug = path_slug(request)
-    if request.app[STREAMS].started_at(slug) is None:
+    if await request.app[LIVE].started_at(slug) is None:
         raise web.HTTPNotFound()
     image = await request.app[THUMBNAILS].get(slug)
     if image is None:

@@ -1,4 +1,9 @@
-"""`onair up`: private PostgreSQL, the server and nginx as children, stopped together."""
+"""`onair up`: private PostgreSQL, the server and nginx as children, stopped together.
+
+With `--workers N` (N > 1) it runs N servers, each on its own loopback port behind nginx, and
+a private redis-server for their shared chat and viewer counts unless ONAIR_REDIS_URL is set;
+a server that dies is started again while the others carry on (one of them takes over the
+host's hooks and ladders, server/owner.py)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,16 @@ from server.channels.store import ChannelStore
 from server.db import migrate_url
 from server.ops import keylog, nginx
 from server.ops.pgcluster import ClusterError, PgCluster
+from server.ops.redis import PrivateRedis, RedisError
 from server.settings import Settings, secrets_file_values
 
 log = logging.getLogger("onair.up")
 
 DEMO_SLUG = "demo"
 SECRET_NAMES = ("admin_token", "hook_secret", "secret_key")
+# A worker that dies this often within RESTART_WINDOW_S is not started again: the stack stops.
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 60.0
 
 
 class StackError(Exception):
@@ -37,6 +46,7 @@ class Child:
 
     name: str
     process: asyncio.subprocess.Process
+    port: int | None = None  # a server's loopback port
 
 
 def ensure_secrets(settings: Settings) -> Settings:
@@ -153,11 +163,52 @@ def banner(settings: Settings, demo_key: str | None) -> str:
 class Stack:
     """Starts the children in dependency order and stops them in reverse."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ports: list[int] | None = None) -> None:
+        """ports: each server's loopback port (default: settings.server_port, one server)."""
         self.settings = settings
+        self.ports = ports or [settings.server_port]
         self.children: list[Child] = []
         self.cluster: PgCluster | None = None
+        self.redis: PrivateRedis | None = None
         self.layout = nginx.NginxLayout(settings.data_dir / "nginx")
+        self.restarts: list[float] = []
+
+    async def _spawn(self, port: int) -> asyncio.subprocess.Process:
+        """`onair serve` on `port`, in its own session (Ctrl-C reaches `onair up` only)."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            env=server_environ(self.settings.with_changes(server_port=port)),
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    async def _start_server(self, index: int) -> None:
+        port = self.ports[index]
+        name = "server" if len(self.ports) == 1 else f"server {index + 1}"
+        child = Child(name, await self._spawn(port), port)
+        self.children.append(child)
+        await wait_http(f"http://127.0.0.1:{port}/healthz", child.process, timeout=60)
+
+    async def restart(self, child: Child) -> bool:
+        """Start a dead worker again (N > 1), unless it keeps dying; False: give up."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.restarts) > RESTART_LIMIT:
+            return False
+        print(
+            f"onair up: {child.name} exited with code {child.process.returncode}; "
+            "starting it again",
+            file=sys.stderr,
+            flush=True,
+        )
+        await asyncio.sleep(1.0)  # not a tight loop when it dies at once
+        assert child.port is not None
+        child.process = await self._spawn(child.port)
+        return True
 
     async def start(self) -> None:
         """Bring everything up or raise StackError (having stopped what had started)."""
@@ -175,21 +226,24 @@ class Stack:
             s = self.settings = s.with_changes(database_url=self.cluster.url())
         assert s.database_url is not None
         await migrate_url(s.database_url)
+        if len(self.ports) > 1 and s.redis_url is None:
+            self.redis = PrivateRedis(s.data_dir / "redis")
+            try:
+                process = await self.redis.start()
+            except RedisError as err:
+                raise StackError(str(err)) from err
+            self.children.append(Child("redis", process))
+            s = self.settings = s.with_changes(redis_url=self.redis.url())
 
-        server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            env=server_environ(s),
-            stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.children.append(Child("server", server))
-        await wait_http(f"http://127.0.0.1:{s.server_port}/healthz", server, timeout=60)
+        # The first server up takes the owner lock; the others start beside it.
+        await self._start_server(0)
+        await asyncio.gather(*(self._start_server(i) for i in range(1, len(self.ports))))
 
         self.layout.prefix.mkdir(parents=True, exist_ok=True)
         values = nginx.config_values(s, self.layout.prefix)
+        if len(self.ports) > 1:
+            values["server_ports"] = [str(p) for p in self.ports]
+            values["hooks_listen"] = f"127.0.0.1:{free_port()}"
         nginx.write_config(self.layout, values)
         nginx.test_config(self.layout)
         notice = await asyncio.to_thread(keylog.purge_notice, self.layout.prefix)
@@ -202,20 +256,27 @@ class Stack:
         except StackError as err:
             raise StackError(f"nginx: {err}; {nginx.error_log_tail(self.layout)}") from err
         # Last, so a start that fails halfway never loses the key it would have shown.
+        assert s.database_url is not None
         demo_key = await ensure_demo_channel(s.database_url)
         print(banner(s, demo_key), flush=True)
 
     async def wait(self, stop: asyncio.Event) -> Child | None:
-        """Until `stop` is set (None) or a child exits first (that child)."""
-        waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children}
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
-        for task in [stopper, *waits]:
-            task.cancel()
-        for task in done:
-            if task in waits:
-                return waits[task]
-        return None
+        """Until `stop` is set (None) or a child exits first (that child). With several
+        workers a dead one is started again (the others serve meanwhile, and one of them
+        takes over the hooks and ladders); one that keeps dying stops the stack."""
+        while True:
+            waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children}
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+            for task in [stopper, *waits]:
+                task.cancel()
+            if stopper in done:
+                return None
+            dead = next(waits[task] for task in done if task in waits)
+            if dead.port is None or len(self.ports) == 1 or stop.is_set():
+                return dead
+            if not await self.restart(dead):
+                return dead
 
     async def stop(self) -> None:
         """Stop the server first, then nginx, then PostgreSQL.
@@ -223,21 +284,32 @@ class Stack:
         The server goes first so its FFmpeg pulls end (playlists get ENDLIST, recordings are
         finalized): nginx-rtmp's graceful quit waits for every RTMP connection to close.
         """
-        order = {"server": 0, "nginx": 1, "postgres": 2}
-        for child in sorted(self.children, key=lambda c: order[c.name]):
+        # Every server at once: a worker on its way out never takes over from the owner.
+        await asyncio.gather(*(stop_server(c) for c in self.children if c.port is not None))
+        order = {"nginx": 1, "redis": 2, "postgres": 3}
+        for child in sorted(self.children, key=lambda c: order.get(c.name, 0)):
             if child.process.returncode is not None:
                 continue
             if child.name == "nginx":
                 await nginx.stop_nginx(child.process)
+            elif child.name == "redis" and self.redis is not None:
+                await self.redis.stop()
             elif child.name == "postgres" and self.cluster is not None:
                 await self.cluster.stop()
             else:
-                child.process.terminate()
-                try:
-                    await asyncio.wait_for(child.process.wait(), 30)
-                except TimeoutError:
-                    os.killpg(child.process.pid, signal.SIGKILL)
-                    await child.process.wait()
+                await stop_server(child)
+
+
+async def stop_server(child: Child) -> None:
+    """SIGTERM (the server stops its FFmpeg and flushes chat), SIGKILL of its group after 30 s."""
+    if child.process.returncode is not None:
+        return
+    child.process.terminate()
+    try:
+        await asyncio.wait_for(child.process.wait(), 30)
+    except TimeoutError:
+        os.killpg(child.process.pid, signal.SIGKILL)
+        await child.process.wait()
 
 
 def why_child_failed(stack: Stack, child: Child) -> str:
@@ -247,6 +319,8 @@ def why_child_failed(stack: Stack, child: Child) -> str:
         reason += ": " + nginx.error_log_tail(stack.layout).strip()
     elif child.name == "postgres" and stack.cluster is not None:
         reason += ": " + stack.cluster.log_tail()
+    elif child.name == "redis" and stack.redis is not None:
+        reason += ": " + stack.redis.log_tail()
     return reason
 
 
@@ -256,7 +330,11 @@ async def run_stack(settings: Settings) -> int:
     settings = ensure_secrets(settings)
     if "ONAIR_SERVER_PORT" not in os.environ:
         settings = settings.with_changes(server_port=free_port())
-    stack = Stack(settings)
+        ports = [settings.server_port] + [free_port() for _ in range(settings.workers - 1)]
+    else:
+        # A given port is the first worker's; the others take the ones after it.
+        ports = [settings.server_port + i for i in range(settings.workers)]
+    stack = Stack(settings, ports)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,6 +21,7 @@ from server.background.slot import ENCODER, EncoderSlot
 from server.db import DB
 from server.events import EVENTS, EventBus, StreamEvent
 from server.live.streams import STREAMS, Streams
+from server.owner import OWNER
 from server.recordings import store
 from server.recordings.compression import Compression
 from server.recordings.metrics import (
@@ -338,6 +339,6 @@ async def recordings(app: web.Application) -> AsyncIterator[None]:
     """Own recorders, compression and retention for the life of the app."""
     state = Recordings(app[SETTINGS], app[DB], app[EVENTS], app[STREAMS], app[ENCODER])
     app[RECORDINGS] = state
-    await state.start()
-    yield
-    await state.close()
+    # Capture, recovery and retention are the host owner's; any worker answers the API.
+    async with app[OWNER].duty("recordings", state.start, state.close):
+        yield

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from server.db import DB
 from server.events import EVENTS, StreamEvent
 from server.live.directory import STALE_AFTER_S
 from server.live.streams import STREAMS, Streams
+from server.owner import OWNER
 from server.settings import SETTINGS, Settings
 from server.simulcast import metrics, store
 from server.simulcast.sealed import KeyUnreadable, unseal
@@ -296,13 +297,27 @@ async def relays(app: web.Application) -> AsyncIterator[None]:
     """This host's relays for the life of the app."""
     settings = app[SETTINGS]
     manager = app[RELAYS] = Relays(app[DB], app[STREAMS], settings)
-    manager.run_dir.mkdir(parents=True, exist_ok=True)
-    for pid in await reap_orphans(manager.run_dir):
-        log.warning("relay orphan of a killed server reaped pid=%d", pid)
-    await store.idle_unless_live_elsewhere(app[DB], settings.node_name, STALE_AFTER_S)
-    unsubscribe = app[EVENTS].subscribe(manager.on_stream)
-    task = asyncio.create_task(manager.run_forever())
-    yield
-    unsubscribe()
-    await cancel_and_wait([task])
-    await manager.close()
+    unsubscribe: Callable[[], None] | None = None
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        nonlocal unsubscribe
+        manager.run_dir.mkdir(parents=True, exist_ok=True)
+        for pid in await reap_orphans(manager.run_dir):
+            log.warning("relay orphan of a killed server reaped pid=%d", pid)
+        await store.idle_unless_live_elsewhere(app[DB], settings.node_name, STALE_AFTER_S)
+        unsubscribe = app[EVENTS].subscribe(manager.on_stream)
+        tasks.append(asyncio.create_task(manager.run_forever()))
+
+    async def stop() -> None:
+        nonlocal unsubscribe
+        if unsubscribe is not None:
+            unsubscribe()
+            unsubscribe = None
+        await cancel_and_wait(tasks)
+        tasks.clear()
+        await manager.close()
+
+    # Relays copy the live source: they run where the ladders do, in the host's owner.
+    async with app[OWNER].duty("relays", start, stop):
+        yield

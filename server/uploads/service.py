@@ -18,6 +18,7 @@ from server.background.slot import ENCODER, EncoderSlot
 from server.db import DB
 from server.events import EVENTS, EventBus, StreamEvent
 from server.live.ladders import LADDERS
+from server.owner import OWNER
 from server.settings import SETTINGS, Settings
 from server.tasks import cancel_and_wait
 from server.uploads import metrics, store
@@ -266,6 +267,6 @@ async def uploads(app: web.Application) -> AsyncIterator[None]:
     ladder = app[LADDERS].config
     state = Uploads(app[SETTINGS], app[DB], app[EVENTS], app[ENCODER], ladder)
     app[UPLOADS] = state
-    await state.start()
-    yield
-    await state.close()
+    # Housekeeping and the VOD jobs are the host owner's; any worker receives uploads.
+    async with app[OWNER].duty("uploads", state.start, state.close):
+        yield

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ def converge_values(root: Path) -> dict[str, object]:
         "deploy_direct_run_dir": str(root / "run"),
         "deploy_media_dir": str(root / "media"),
         "deploy_server_port": free_port(),
+        # Two server processes (onair-0.pid, onair-1.pid on the next port), nginx's hooks
+        # through its loopback listener: the multi-worker path (the lab's hosts run one).
+        "deploy_workers": 2,
+        "deploy_hooks_port": free_port(),
         "deploy_domain": "localhost",
         "deploy_admin_email": "ops@example.com",
         "common_packages": ["ca-certificates", "python3-apt"],
@@ -146,19 +151,20 @@ def converge_values(root: Path) -> dict[str, object]:
 def teardown(values: dict[str, object], root: Path) -> None:
     """Stop everything the converge started and remove what it created outside `root`."""
     run_dir = Path(str(values["deploy_direct_run_dir"]))
-    subprocess.run(
-        [
-            "start-stop-daemon",
-            "--stop",
-            "--oknodo",
-            "--pidfile",
-            str(run_dir / "onair/onair.pid"),
-            "--retry",
-            "TERM/30/KILL/5",
-        ],
-        check=False,
-        capture_output=True,
-    )
+    for pidfile in sorted((run_dir / "onair").glob("onair-*.pid")):  # one per worker
+        subprocess.run(
+            [
+                "start-stop-daemon",
+                "--stop",
+                "--oknodo",
+                "--pidfile",
+                str(pidfile),
+                "--retry",
+                "TERM/30/KILL/5",
+            ],
+            check=False,
+            capture_output=True,
+        )
     conf = str(values["nginx_config_path"])
     if Path(conf).exists():
         subprocess.run([nginx_binary(), "-c", conf, "-s", "quit"], check=False, capture_output=True)
@@ -212,7 +218,7 @@ def converged() -> Iterator[Converged]:
     extra.write_text(json.dumps(values))
     try:
         result = converge(extra, timeout=420)
-        log = root / "run/onair/onair.log"
+        log = root / "run/onair/onair-0.log"
         server_log = log.read_text()[-4000:] if log.exists() else "(no server log)"
         assert result.returncode == 0, tail(result, 8000) + "\n--- onair.log ---\n" + server_log
         yield Converged(root, values, result.stdout)
@@ -252,6 +258,30 @@ def test_healthz_answers_200_through_nginx_over_https(converged: Converged) -> N
     assert status == 404
 
 
+def test_two_workers_one_owner_and_hooks_reach_it(converged: Converged) -> None:
+    first = int(str(converged.values["deploy_server_port"]))
+    owners = []
+    for port in (first, first + 1):
+        status, body, _ = get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        owners += [line for line in body.decode().splitlines() if line.startswith("onair_owner ")]
+    assert sorted(owners) == ["onair_owner 0.0", "onair_owner 1.0"], owners
+    # nginx-rtmp's hooks go through nginx's loopback listener to whichever worker owns: an
+    # unknown key is the owner's 403, never the other worker's 503.
+    hooks = f"127.0.0.1:{converged.values['deploy_hooks_port']}"
+    secret = str(converged.values["vault_onair_hook_secret"])
+    form = urllib.parse.urlencode({"app": "live", "name": "nope", "clientid": "1"}).encode()
+    for _ in range(4):  # round robin would meet both workers
+        request = urllib.request.Request(
+            f"http://{hooks}/hooks/rtmp/publish?secret={secret}", data=form, method="POST"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("an unknown key was accepted")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403, err.code
+
+
 def test_rendered_nginx_config_passes_nginx_t(converged: Converged) -> None:
     result = subprocess.run(
         [nginx_binary(), "-t", "-q", "-c", str(converged.values["nginx_config_path"])],
@@ -269,7 +299,7 @@ def test_systemd_units_verify(converged: Converged) -> None:
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     units = converged.path("onair_unit_dir")
-    names = ["onair.service", "onair-backup.service", "onair-backup.timer"]
+    names = ["onair@.service", "onair-backup.service", "onair-backup.timer"]
     for name in names:
         assert (units / name).exists(), name
     result = subprocess.run(
@@ -283,7 +313,7 @@ def test_systemd_units_verify(converged: Converged) -> None:
     ours = [line for line in result.stderr.splitlines() if str(units) in line]
     assert result.returncode == 0 or not ours, result.stderr
     assert ours == [], result.stderr
-    onair = (units / "onair.service").read_text()
+    onair = (units / "onair@.service").read_text()
     for directive in (
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",

@@ -19,7 +19,7 @@ from tests.deploy.helpers import ROOT, run, tail
 DATA, MEDIA, EDGE1, EDGE2 = "10.40.96.3", "10.40.96.4", "10.40.96.5", "10.40.96.6"
 
 
-def render(topology: str, out: Path) -> Path:
+def render(topology: str, out: Path, *extra: str) -> Path:
     """Run tests/deploy/render.yml for every host of the inventory into `out`."""
     result = run(
         [
@@ -29,6 +29,7 @@ def render(topology: str, out: Path) -> Path:
             str(ROOT / "tests/deploy/render.yml"),
             "-e",
             f"render_root={out}",
+            *extra,
         ],
         timeout=240,
     )
@@ -40,6 +41,13 @@ def render(topology: str, out: Path) -> Path:
 def two_server() -> Iterator[Path]:
     out = open_tempdir("onair-render-two-")
     yield render("two-server", out)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def three_workers() -> Iterator[Path]:
+    out = open_tempdir("onair-render-workers-")
+    yield render("two-server", out, "-e", "deploy_workers=3")
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -137,9 +145,12 @@ def test_split_media_host_is_an_origin_for_edges_only(split: Path) -> None:
     assert {"port": "8090", "from": EDGE2, "what": "HLS origin and /metrics"} in rules["private"]
 
 
-@pytest.mark.parametrize("host", ["split/media1", "split/edge1", "two/media1"])
-def test_rendered_nginx_config_passes_nginx_t(host: str, split: Path, two_server: Path) -> None:
-    root = {"split": split, "two": two_server}[host.split("/")[0]] / host.split("/")[1]
+@pytest.mark.parametrize("host", ["split/media1", "split/edge1", "two/media1", "workers/media1"])
+def test_rendered_nginx_config_passes_nginx_t(
+    host: str, split: Path, two_server: Path, three_workers: Path
+) -> None:
+    folders = {"split": split, "two": two_server, "workers": three_workers}
+    root = folders[host.split("/")[0]] / host.split("/")[1]
     conf = (root / "nginx/nginx.conf").read_text()
     # nginx -t binds what it names; this machine has loopback where the VPS has its private address.
     for address in (DATA, MEDIA, EDGE1, EDGE2):
@@ -194,3 +205,36 @@ def test_rendered_nginx_limits_every_path_per_address(split: Path) -> None:
     assert "worker_connections 65536;" in conf and "worker_rlimit_nofile 131072;" in conf
     for timeout in ("client_header_timeout 10s;", "client_body_timeout 20s;", "send_timeout 20s;"):
         assert timeout in conf
+
+
+def test_one_worker_by_default_hooks_go_straight_to_it(two_server: Path) -> None:
+    conf = (two_server / "media1/nginx/nginx.conf").read_text()
+    assert re.findall(r"server 127\.0\.0\.1:(\d+)", conf) == ["8081"]
+    assert "on_update http://127.0.0.1:8081/hooks/rtmp/update?" in conf
+    assert env_file(two_server / "media1/onair/onair.env")["ONAIR_WORKERS"] == "1"
+    assert env_file(two_server / "media1/onair/worker-0.env") == {"ONAIR_SERVER_PORT": "8081"}
+    assert not (two_server / "media1/onair/worker-1.env").exists()
+
+
+def test_three_workers_behind_nginx(three_workers: Path) -> None:
+    """deploy_workers=3: onair@0-2 on 8081-8083, every one in nginx's upstreams, the hooks
+    through the loopback listener that finds the owner, Socket.IO by client address."""
+    root = three_workers / "media1"
+    conf = (root / "nginx/nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+) \{(.*?)\}", conf, re.S))
+    for name in ("onair", "onair_chat", "onair_uploads", "onair_hooks"):
+        assert re.findall(r"server 127\.0\.0\.1:(\d+)", upstreams[name]) == [
+            "8081",
+            "8082",
+            "8083",
+        ], name
+    assert "hash $remote_addr consistent;" in upstreams["onair_chat"]
+    assert "max_fails=0" in upstreams["onair_hooks"]
+    assert "listen 127.0.0.1:8079;" in conf
+    for hook in ("publish", "publish_done", "update"):
+        assert f"on_{hook} http://127.0.0.1:8079/hooks/rtmp/{hook}?" in conf
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in conf
+    assert env_file(root / "onair/onair.env")["ONAIR_WORKERS"] == "3"
+    for index in range(3):
+        port = str(8081 + index)
+        assert env_file(root / f"onair/worker-{index}.env") == {"ONAIR_SERVER_PORT": port}

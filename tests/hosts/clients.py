@@ -123,7 +123,7 @@ def publish(deployed: Deployed, key: str, log: BinaryIO) -> subprocess.Popen[byt
 
 
 def main_pid(deployed: Deployed) -> str:
-    return deployed.ssh("systemctl show -p MainPID --value onair").strip()
+    return deployed.ssh("systemctl show -p MainPID --value onair@0").strip()
 
 
 def create_channel(deployed: Deployed, slug: str) -> str:

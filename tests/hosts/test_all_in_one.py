@@ -90,7 +90,7 @@ def watch_through_a_killed_server(deployed: Deployed, publisher: subprocess.Pope
     variant = wait_for_playing(deployed, "lab")
     before = media_sequence(https_get(deployed, variant)[1])
     killed = main_pid(deployed)
-    deployed.ssh("systemctl kill -s KILL onair")
+    deployed.ssh("systemctl kill -s KILL onair@0")
     wait_for(lambda: main_pid(deployed) not in (killed, "0"), 90, "systemd to restart onair")
     try:
         wait_for(

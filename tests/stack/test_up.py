@@ -58,8 +58,16 @@ def alive(pid: int) -> bool:
 class Up:
     """One `onair up` run: its output collected on a thread, waited on by pattern."""
 
-    def __init__(self, data_dir: Path, http_port: int, rtmp_port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")}
+    def __init__(
+        self,
+        data_dir: Path,
+        http_port: int,
+        rtmp_port: int,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """extra: more `onair up` options; env: ONAIR_* variables it gets."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR_")} | (env or {})
         self.http_port = http_port
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -76,6 +84,7 @@ class Up:
                 str(rtmp_port),
                 "--host",
                 "127.0.0.1",
+                *extra,
             ],
             env=env,
             stdout=subprocess.PIPE,

@@ -134,8 +134,9 @@ class LadderPool:
             await sup.start()
             self._sups[slug] = sup
 
-    async def stop(self, slug: str) -> None:
-        """Cancel a start still probing, then stop the ladder gracefully (ENDLIST)."""
+    async def stop(self, slug: str, *, end: bool = True) -> None:
+        """Cancel a start still probing, then stop the ladder gracefully (ENDLIST unless
+        end=False: another process takes the channel over)."""
         check_slug(slug)
         task = self._pending.pop(slug, None)
         if task is not None and not task.done():
@@ -145,13 +146,13 @@ class LadderPool:
         async with lock:
             sup = self._sups.pop(slug, None)
             if sup is not None:
-                await sup.stop()
-                log.info("transcoder stopped channel=%s", slug)
+                await sup.stop(end=end)
+                log.info("transcoder stopped channel=%s ended=%s", slug, end)
 
-    async def close(self) -> None:
-        """Stop everything, concurrently: no FFmpeg outlives the pool."""
+    async def close(self, *, end: bool = True) -> None:
+        """Stop everything, concurrently: no FFmpeg outlives the pool (end: as in stop())."""
         for task in self._pending.values():
             task.cancel()
         await asyncio.gather(*self._pending.values(), return_exceptions=True)
         self._pending.clear()
-        await asyncio.gather(*(self.stop(slug) for slug in list(self._sups)))
+        await asyncio.gather(*(self.stop(slug, end=end) for slug in list(self._sups)))

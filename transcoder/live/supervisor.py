@@ -78,6 +78,7 @@ class Supervisor:
         self._cpu: CpuReading | None = None
         self._next_cpu = 0.0
         self._stop = asyncio.Event()
+        self._end_playlists = True  # stop(end=False): another process resumes them
         self._failed: RungProcess | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
@@ -150,8 +151,13 @@ class Supervisor:
         self._gauges()
         self._task = asyncio.create_task(self._loop(), name=f"ladder-{self.channel}")
 
-    async def stop(self) -> None:
-        """Every rung stopped (SIGINT, SIGKILL after the grace period); playlists get ENDLIST."""
+    async def stop(self, *, end: bool = True) -> None:
+        """Every rung stopped (SIGINT, SIGKILL after the grace period); playlists get ENDLIST.
+
+        end=False leaves the playlists open, as a killed server would: another server process
+        takes the stream over and appends to them, so players never see it end.
+        """
+        self._end_playlists = end
         self._stop.set()
         if self._task is not None:
             await self._task
@@ -209,8 +215,10 @@ class Supervisor:
         self.state = "running" if states == {"running"} else "backoff"
 
     def _finish(self) -> None:
-        """Whatever the exit path: end the playlists, drop the gauges, say why it failed."""
-        self._playlists.end()
+        """Whatever the exit path: end the playlists (unless handed over), drop the gauges, say
+        why it failed."""
+        if self._end_playlists or self._failed is not None:
+            self._playlists.end()
         metrics.forget(self.channel, [r.name for r in self._ladder])
         if self._failed is None:
             self.state = "stopped"
