@@ -29,6 +29,7 @@ import redis
 
 from server.ops import nginx
 from server.ops.pgcluster import PgCluster
+from server.ops.redis import PrivateRedis
 from server.ops.stack import free_port, server_environ
 from server.settings import Settings
 
@@ -288,12 +289,16 @@ def private_settings(root: Path, database_url: str, **overrides: Any) -> Setting
 
 @dataclass
 class Stack:
-    """A private stack: its settings, the server's and nginx's pids, its work folder."""
+    """A private stack: its settings, the servers' and nginx's pids, its work folder."""
 
     settings: Settings
-    server_pid: int
+    server_pids: list[int]  # one per worker; the first owns the host at start
     nginx_pid: int
     work: Path
+
+    @property
+    def server_pid(self) -> int:
+        return self.server_pids[0]
 
     @property
     def nginx_url(self) -> str:
@@ -306,12 +311,17 @@ class Stack:
 
 @asynccontextmanager
 async def private_stack(
-    root: Path = ROOT, *, overrides: dict[str, Any] | None = None, log_level: str | None = None
+    root: Path = ROOT,
+    *,
+    overrides: dict[str, Any] | None = None,
+    log_level: str | None = None,
+    workers: int = 1,
 ) -> AsyncIterator[Stack]:
     """PostgreSQL, nginx and `onair serve` (root's server package) on free loopback ports.
 
-    overrides: Settings fields to change; log_level: the server's ONAIR_LOG_LEVEL.
-    Everything is stopped on the way out.
+    overrides: Settings fields to change; log_level: the server's ONAIR_LOG_LEVEL; workers:
+    server processes behind nginx, as `onair up --workers N` runs them (with a private
+    redis-server when more than one). Everything is stopped on the way out.
     """
     async with AsyncExitStack() as stack:
         work = open_tempdir("onair-bench-http-")
@@ -321,6 +331,12 @@ async def private_stack(
         await cluster.start()
         settings = private_settings(work, cluster.url(), **(overrides or {}))
         settings.data_dir.mkdir()
+        ports = [settings.server_port] + [free_port() for _ in range(workers - 1)]
+        if workers > 1:
+            private_redis = PrivateRedis(work / "redis")
+            stack.push_async_callback(private_redis.stop)
+            await private_redis.start()
+            settings = settings.with_changes(workers=workers, redis_url=private_redis.url())
         # The template's own optional knobs: one load generator is one address, so the
         # per-address limits (API 20 r/s, pages, playlists, connections …) would answer 429.
         knobs: dict[str, Any] = {
@@ -332,10 +348,19 @@ async def private_stack(
             "conn_per_address": 65_535,
             "socketio_conn_per_address": 65_535,
         }  # nginx: "connection limit must be less 65536"
+        if workers > 1:
+            knobs |= {
+                "server_ports": [str(p) for p in ports],
+                "hooks_listen": f"127.0.0.1:{free_port()}",
+            }
         prefix = await stack.enter_async_context(running_nginx(settings, knobs))
         nginx_pid = int(nginx.NginxLayout(prefix).pid.read_text())
-        log = stack.enter_context((work / "server.log").open("wb"))
         env = {"ONAIR_LOG_LEVEL": log_level} if log_level else {}
-        server = await start_serve(settings, log=log, env=env, cwd=root)
-        stack.push_async_callback(stop_process, server)
-        yield Stack(settings, server.pid, nginx_pid, work)
+        pids = []
+        for index, port in enumerate(ports):  # the first up owns the host
+            log = stack.enter_context((work / f"server{index or ''}.log").open("wb"))
+            worker = settings.with_changes(server_port=port)
+            server = await start_serve(worker, log=log, env=env, cwd=root)
+            stack.push_async_callback(stop_process, server)
+            pids.append(server.pid)
+        yield Stack(settings, pids, nginx_pid, work)

@@ -5,6 +5,7 @@ Run from the repository root (needs `wrk`: `apt-get install -y wrk`):
     .venv/bin/python bench/http_load.py            # full: 12 s per load, about 2-3 min
     .venv/bin/python bench/http_load.py --quick    # 3 s per load, about 1 min
     .venv/bin/python bench/http_load.py --ab DIR   # A/B: DIR's server (A) vs this one (B)
+    .venv/bin/python bench/http_load.py --workers 2  # A/B: 1 worker (A) vs 2 (B), via nginx
 
 `--ab DIR` starts two private stacks at once, one running the server of another checkout
 (`git archive <commit> | tar -x -C DIR`) and one running this tree's, and alternates short
@@ -40,6 +41,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -168,6 +170,7 @@ class Load:
     server_cpu_s: float
     nginx_cpu_s: float
     load_1m: float
+    generator_cpu_s: float = 0.0  # wrk's own
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -190,7 +193,8 @@ async def run_wrk(
     script = stack.work / f"{name}.lua"
     script.write_text(wrk_script(variants, method))
     nginx_pids = [stack.nginx_pid, *descendants(stack.nginx_pid)]
-    cpu0 = cpu_seconds([stack.server_pid]), cpu_seconds(nginx_pids)
+    cpu0 = cpu_seconds(stack.server_pids), cpu_seconds(nginx_pids)
+    wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = await asyncio.create_subprocess_exec(
         "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
         "-s", str(script), url,
@@ -203,7 +207,8 @@ async def run_wrk(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    cpu1 = cpu_seconds([stack.server_pid]), cpu_seconds(nginx_pids)
+    cpu1 = cpu_seconds(stack.server_pids), cpu_seconds(nginx_pids)
+    wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped here
     text = out.decode(errors="replace")
     match = re.search(r"WRKJSON (\{.*\})", text)
     if process.returncode != 0 or match is None:
@@ -224,6 +229,7 @@ async def run_wrk(
         server_cpu_s=round(cpu1[0] - cpu0[0], 2),
         nginx_cpu_s=round(cpu1[1] - cpu0[1], 2),
         load_1m=round(os.getloadavg()[0], 2),
+        generator_cpu_s=round(wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime, 2),
     )
     print(
         f"{name:<22} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
@@ -442,27 +448,38 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def measure_ab(other: Path, seconds: int, rounds: int) -> dict[str, Any]:
-    """Another checkout's server (A) and this one's (B), loads alternated round by round."""
+async def measure_ab(
+    other: Path, seconds: int, rounds: int, workers: tuple[int, int] = (1, 1)
+) -> dict[str, Any]:
+    """Another checkout's server (A) and this one's (B), loads alternated round by round;
+    with workers (a, b) other than (1, 1), A and B are this tree with a and b workers, and
+    the loads go through nginx, which spreads them."""
     runs: dict[str, dict[str, list[Load]]] = {}
-    async with private_stack(other) as stack_a, private_stack() as stack_b:
+    async with (
+        private_stack(other, workers=workers[0]) as stack_a,
+        private_stack(workers=workers[1]) as stack_b,
+    ):
         stacks = {"A": stack_a, "B": stack_b}
+        via_nginx = workers != (1, 1)
         agents = viewer_agents()
+        how = "via-nginx" if via_nginx else "direct"
         loads: dict[str, tuple[str, int, list[tuple[dict[str, str], str | None]]]] = {
-            "playlist-server-direct": (f"/hls/{SLUG}/{RENDITION}/index.m3u8", 64, agents),
-            "api-channels-direct": ("/api/channels", 32, []),
+            f"playlist-server-{how}": (f"/hls/{SLUG}/{RENDITION}/index.m3u8", 64, agents),
+            f"api-channels-{how}": ("/api/channels", 32, []),
         }
         for stack in stacks.values():
             await seed(stack)
+            base = stack.nginx_url if via_nginx else stack.server_url
             for path, connections, variants in loads.values():
-                await run_wrk(stack, "warmup", f"{stack.server_url}{path}", seconds=1,
+                await run_wrk(stack, "warmup", f"{base}{path}", seconds=1,
                               connections=connections, variants=variants)  # fmt: skip
         for n in range(rounds):
             order = ("A", "B") if n % 2 == 0 else ("B", "A")  # neither side always goes first
             for name, (path, connections, variants) in loads.items():
                 for side in order:
                     stack = stacks[side]
-                    load = await run_wrk(stack, f"{side}-{name}", f"{stack.server_url}{path}",
+                    base = stack.nginx_url if via_nginx else stack.server_url
+                    load = await run_wrk(stack, f"{side}-{name}", f"{base}{path}",
                                          seconds=seconds, connections=connections,
                                          variants=variants)  # fmt: skip
                     runs.setdefault(name, {}).setdefault(side, []).append(load)
@@ -472,9 +489,13 @@ async def measure_ab(other: Path, seconds: int, rounds: int) -> dict[str, Any]:
         for side, done in sides.items():
             requests = sum(x.requests for x in done)
             cpu = sum(x.server_cpu_s for x in done)
+            wall = sum(x.seconds for x in done)
             row[side] = {
-                "rps": round(requests / sum(x.seconds for x in done)),
+                "rps": round(requests / wall),
                 "per_server_cpu_s": round(requests / cpu) if cpu > 0.05 else None,
+                "server_cores": round(cpu / wall, 2),
+                "nginx_cores": round(sum(x.nginx_cpu_s for x in done) / wall, 2),
+                "generator_cores": round(sum(x.generator_cpu_s for x in done) / wall, 2),
             }
         row["wall_ratio"] = round(row["B"]["rps"] / row["A"]["rps"], 3)
         if row["A"]["per_server_cpu_s"] and row["B"]["per_server_cpu_s"]:
@@ -488,21 +509,26 @@ def markdown_ab(report: dict[str, Any]) -> str:
     """A short table for bench/results/http-<date>-ab*.md."""
     m = report["machine"]
     lines = [
-        f"# HTTP A/B {report['date']}: A = {report['a']}, B = this tree",
+        f"# HTTP A/B {report['date']}: A = {report['a']}, B = {report.get('b', 'this tree')}",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, aiohttp {m['aiohttp']}."
         f" Load average before {report['load_before']}, after {report['load_after']}."
         f" {report['rounds']} rounds of {report['seconds']} s per side and load, alternated.",
         "",
         "| load | A req/s | B req/s | B/A wall | A req/server-CPU-s | B req/server-CPU-s"
-        " | B/A CPU |",
-        "|---|---|---|---|---|---|---|",
+        " | B/A CPU | cores A: server, nginx, wrk | B |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["summary"].items():
         a, b = row["A"], row["B"]
+        cores = [
+            f"{x.get('server_cores')}, {x.get('nginx_cores')}, {x.get('generator_cores')}"
+            for x in (a, b)
+        ]
         lines.append(
             f"| {name} | {a['rps']:,} | {b['rps']:,} | {row['wall_ratio']:.2f}x"
-            f" | {a['per_server_cpu_s']} | {b['per_server_cpu_s']} | {row.get('cpu_ratio', '')}x |"
+            f" | {a['per_server_cpu_s']} | {b['per_server_cpu_s']} | {row.get('cpu_ratio', '')}x"
+            f" | {cores[0]} | {cores[1]} |"
         )
     return "\n".join([*lines, ""])
 
@@ -515,27 +541,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="suffix for the result file names")
     parser.add_argument("--ab", type=Path, metavar="DIR", help="A/B against DIR's server")
     parser.add_argument("--rounds", type=int, default=6, help="A/B rounds (2 s slices)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="A/B: this tree with 1 worker (A) and N (B)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench/http_load.py needs wrk: apt-get install -y wrk")
     # SIGTERM unwinds like Ctrl-C, so the private stack is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
-    if args.ab is not None:
-        if not (args.ab / "server" / "__main__.py").is_file():
+    if args.ab is not None or args.workers:
+        if args.ab is not None and not (args.ab / "server" / "__main__.py").is_file():
             sys.exit(f"{args.ab} is not an Onair checkout (no server/__main__.py)")
+        workers = (1, args.workers or 1)
         ab: dict[str, Any] = {
             "date": dt.datetime.now().isoformat(timespec="seconds"),
-            "a": str(args.ab),
+            "a": str(args.ab) if args.ab else "1 worker",
+            "b": f"{workers[1]} workers, through nginx" if args.workers else "this tree",
             "rounds": args.rounds,
             "seconds": 2,
             "machine": machine(),
             "load_before": load(),
         }
-        ab |= asyncio.run(measure_ab(args.ab.resolve(), 2, args.rounds))
+        other = (args.ab or ROOT).resolve()
+        ab |= asyncio.run(measure_ab(other, 2, args.rounds, workers))
         ab["load_after"] = load()
         ab["elapsed_s"] = round(time.monotonic() - started, 1)
-        write_results(RESULTS, "http", "ab" + (f"-{args.tag}" if args.tag else ""), ab, markdown_ab)
+        kind = f"workers{workers[1]}" if args.workers else "ab"
+        write_results(RESULTS, "http", kind + (f"-{args.tag}" if args.tag else ""), ab, markdown_ab)
         return
     report: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
