@@ -42,6 +42,9 @@ CONNECT_TIMEOUT_S = 5.0
 # A worker that queued background work (an upload's last byte) tells the owner at once.
 WAKE_CHANNEL = "onair_owner_wake"
 
+# Its own generator: the module's shared one belongs to whoever else runs in this process.
+JITTER = random.Random()
+
 OWNER_GAUGE = Gauge(
     "onair_owner", "1 while this server process owns the host's hooks, ladders and jobs"
 )
@@ -219,7 +222,7 @@ class Ownership:
         """Forever: a non-owner asks for the lock; the owner checks it still holds it."""
         while True:
             # Jitter: workers that start together do not ask in lockstep.
-            await asyncio.sleep(TRY_EVERY_S * (1 + random.random() / 2))
+            await asyncio.sleep(TRY_EVERY_S * (1 + JITTER.random() / 2))
             if self.is_owner:
                 # A slow answer keeps the connection (and the lock): only a dead one is retaken.
                 if not await self._held() and (self._conn is None or self._conn.is_closed()):
