@@ -108,6 +108,23 @@ def test_split_edges_fetch_hls_from_the_media_host(split: Path) -> None:
         assert f"@{DATA}:6379/0" in env["ONAIR_REDIS_URL"]
 
 
+def test_split_edges_answer_http_01_for_each_other(split: Path) -> None:
+    """Both edges serve deploy_domain, so Let's Encrypt may ask either for either's token: a
+    token an edge does not hold is asked of the other over the private network."""
+    for edge, own, peer in (("edge1", EDGE1, EDGE2), ("edge2", EDGE2, EDGE1)):
+        conf = (split / edge / "nginx/nginx.conf").read_text()
+        assert re.search(rf"upstream onair_acme_peers \{{\s+server {peer}:8090;\s+\}}", conf)
+        assert "try_files $uri @acme_peers;" in conf
+        private = conf[conf.index(f"listen {own}:8090;") :]
+        assert re.search(r"location /.well-known/acme-challenge/ \{\s+root \S+/acme;\s+\}", private)
+        assert "@acme_peers" not in private  # a peer's question is never passed on: no loop
+        rules = json.loads((split / edge / "firewall.json").read_text())
+        rule = {"port": "8090", "from": peer, "what": "/metrics and ACME tokens"}
+        assert rule in rules["private"]
+    media = (split / "media1/nginx/nginx.conf").read_text()
+    assert "@acme_peers" not in media  # no public web there, no certificate
+
+
 def test_split_edges_fetch_recordings_and_videos_from_the_media_host(split: Path) -> None:
     """Their files live on the media host that made them; the edges ask each origin in turn."""
     for edge in ("edge1", "edge2"):
