@@ -37,14 +37,19 @@ async def still_publishing(settings: Settings, slug: str) -> bool:
     return any(publisher.slug == slug for publisher in publishers(body))
 
 
+async def kill_9(served: Served) -> None:
+    """SIGKILL the server at whatever moment this is (nginx covers its on_update checks)."""
+    served.process.send_signal(signal.SIGKILL)
+    await served.process.wait()
+
+
 async def kill_9_and_stay_down(
     settings: Settings, served: Served, publisher: Publisher, slug: str
 ) -> None:
     """SIGKILL the server and keep it down for longer than one on_update round, as a crash
     and systemd's restart may take: nginx answers the check for it, so the publisher stays
     (it used to be dropped whenever a restart overlapped a check, and OBS with it)."""
-    served.process.send_signal(signal.SIGKILL)
-    await served.process.wait()
+    await kill_9(served)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + UPDATE_INTERVAL + 2
     while loop.time() < deadline:
