@@ -2,6 +2,7 @@
 # Onair's two set-up commands for a fresh Debian 12 / Ubuntu 22.04+ machine.
 #   ./dev.sh up [onair up options]   install what is missing, then run the whole stack
 #   ./dev.sh test [pytest options]   install what is missing, then run the full test suite
+#                                    (as root with ONAIR_TEST_HOSTS=split: then the split lab too)
 #   ./dev.sh test-hosts [options]    (root) the real-host suite: booted Debian 12 containers
 # Safe to run twice: each step checks before it installs.
 set -euo pipefail
@@ -74,10 +75,26 @@ case "${1:-}" in
     ;;
   test)
     shift
-    install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}"
+    # ONAIR_TEST_HOSTS=split (root only): after the suite, the split topology on booted hosts
+    # (tests/hosts/test_split.py, about 12 minutes more on 2 cores); off unless asked for.
+    hosts="${ONAIR_TEST_HOSTS:-}"
+    case "$hosts" in
+      "") ;;
+      split)
+        if [ "$(id -u)" -ne 0 ]; then
+          echo "dev.sh test: ONAIR_TEST_HOSTS=split needs root (network namespaces, systemd-nspawn)" >&2
+          exit 2
+        fi ;;
+      *) echo "dev.sh test: ONAIR_TEST_HOSTS is empty or split, not '$hosts'" >&2; exit 2 ;;
+    esac
+    install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}" ${hosts:+"${APT_HOSTS_PACKAGES[@]}"}
     install_python test
     install_js
-    exec "$VENV/bin/pytest" "$@"
+    [ -n "$hosts" ] || exec "$VENV/bin/pytest" "$@"
+    status=0
+    "$VENV/bin/pytest" "$@" || status=$?
+    "$VENV/bin/pytest" -m hosts tests/hosts/test_split.py || status=$?
+    exit "$status"
     ;;
   test-hosts)
     shift

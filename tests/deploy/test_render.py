@@ -100,8 +100,10 @@ def test_two_server_media_host_uses_the_data_host(two_server: Path) -> None:
 
 def test_split_db_host_admits_every_onair_host(split: Path) -> None:
     hba = (split / "db1/postgresql/pg_hba.conf").read_text()
-    for address in (MEDIA, EDGE1, EDGE2):
-        assert re.search(rf"^host\s+onair\s+onair\s+{address}/32\s", hba, re.M), hba
+    # In inventory order, the same on every run (a set's order changed with each run's hash
+    # seed, and a second converge rewrote pg_hba and nginx.conf: changed=1 on four hosts).
+    admitted = re.findall(r"^host\s+onair\s+onair\s+(10\.\S+)/32\s", hba, re.M)
+    assert admitted == [MEDIA, EDGE1, EDGE2], hba
     assert f"bind 127.0.0.1 -::1 {DATA}\n" in (split / "db1/redis/redis.conf").read_text()
 
 
@@ -114,6 +116,23 @@ def test_split_edges_fetch_hls_from_the_media_host(split: Path) -> None:
         env = env_file(split / edge / "onair/onair.env")
         assert f"@{DATA}:5432/onair" in env["ONAIR_DATABASE_URL"]
         assert f"@{DATA}:6379/0" in env["ONAIR_REDIS_URL"]
+
+
+def test_split_edges_answer_http_01_for_each_other(split: Path) -> None:
+    """Both edges serve deploy_domain, so Let's Encrypt may ask either for either's token: a
+    token an edge does not hold is asked of the other over the private network."""
+    for edge, own, peer in (("edge1", EDGE1, EDGE2), ("edge2", EDGE2, EDGE1)):
+        conf = (split / edge / "nginx/nginx.conf").read_text()
+        assert re.search(rf"upstream onair_acme_peers \{{\s+server {peer}:8090;\s+\}}", conf)
+        assert "try_files $uri @acme_peers;" in conf
+        private = conf[conf.index(f"listen {own}:8090;") :]
+        assert re.search(r"location /.well-known/acme-challenge/ \{\s+root \S+/acme;\s+\}", private)
+        assert "@acme_peers" not in private  # a peer's question is never passed on: no loop
+        rules = json.loads((split / edge / "firewall.json").read_text())
+        rule = {"port": "8090", "from": peer, "what": "/metrics and ACME tokens"}
+        assert rule in rules["private"]
+    media = (split / "media1/nginx/nginx.conf").read_text()
+    assert "@acme_peers" not in media  # no public web there, no certificate
 
 
 def test_split_edges_fetch_recordings_and_videos_from_the_media_host(split: Path) -> None:
@@ -173,8 +192,8 @@ def test_split_media_host_trusts_the_edges_forwarded_address_only(split: Path) -
     conf = (split / "media1/nginx/nginx.conf").read_text()
     private = conf[conf.index(f"listen {MEDIA}:8090;") :]
     private = private[: private.index("\n    }\n")]
-    trusted = set(re.findall(r"set_real_ip_from (\S+);", private))
-    assert trusted == {EDGE1, EDGE2}, private  # not the monitoring host, not everyone
+    trusted = re.findall(r"set_real_ip_from (\S+);", private)
+    assert trusted == [EDGE1, EDGE2], private  # not the monitoring host, not everyone
     assert "real_ip_header X-Forwarded-For;" in private
     assert "real_ip_recursive" not in private  # the last entry: the one the edge appended
     assert "if ($onair_private_peer = 0)" in private
@@ -208,9 +227,14 @@ def test_rendered_nginx_limits_every_path_per_address(split: Path) -> None:
 
 
 def test_one_worker_by_default_hooks_go_straight_to_it(two_server: Path) -> None:
+    """publish and publish_done straight to the one worker; update through nginx's loopback
+    HTTP, which answers for the server while it restarts."""
     conf = (two_server / "media1/nginx/nginx.conf").read_text()
     assert re.findall(r"server 127\.0\.0\.1:(\d+)", conf) == ["8081"]
-    assert "on_update http://127.0.0.1:8081/hooks/rtmp/update?" in conf
+    for hook in ("publish", "publish_done"):
+        assert f"on_{hook} http://127.0.0.1:8081/hooks/rtmp/{hook}?" in conf
+    assert "on_update http://127.0.0.1:80/hooks/rtmp/update?" in conf
+    assert "error_page 502 504 = @update_unanswered;" in conf
     assert env_file(two_server / "media1/onair/onair.env")["ONAIR_WORKERS"] == "1"
     assert env_file(two_server / "media1/onair/worker-0.env") == {"ONAIR_SERVER_PORT": "8081"}
     assert not (two_server / "media1/onair/worker-1.env").exists()
@@ -234,6 +258,9 @@ def test_three_workers_behind_nginx(three_workers: Path) -> None:
     for hook in ("publish", "publish_done", "update"):
         assert f"on_{hook} http://127.0.0.1:8079/hooks/rtmp/{hook}?" in conf
     assert "proxy_next_upstream error timeout http_503 non_idempotent;" in conf
+    # No worker answering update (all restarting): nginx answers it, keeping the publisher.
+    hooks_server = conf[conf.index("listen 127.0.0.1:8079;") :]
+    assert "error_page 502 504 = @update_unanswered;" in hooks_server
     assert env_file(root / "onair/onair.env")["ONAIR_WORKERS"] == "3"
     for index in range(3):
         port = str(8081 + index)

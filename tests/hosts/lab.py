@@ -11,17 +11,20 @@ crashed run left is torn down by the next one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 
@@ -64,6 +67,37 @@ def lab_net(args: Sequence[str]) -> list[str]:
 def in_lab(args: Sequence[str], *, timeout: float = 600, check: bool = True) -> str:
     """Run a command inside the lab's network namespace (where the hosts are reachable)."""
     return run(lab_net(args), timeout=timeout, check=check)
+
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+
+def run_in_lab(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `work` on an event loop in a thread of its own that joins the lab's network
+    namespace first (a network namespace is per thread), so Python clients reach the hosts as
+    curl and FFmpeg do under nsenter. The thread ends with the loop, namespace and all."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            fd = os.open(f"/run/netns/{NETNS}", os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns into the lab's namespace")
+            finally:
+                os.close(fd)
+            outcome.append(asyncio.run(work()))
+        except BaseException as err:  # handed to the caller's thread
+            failure.append(err)
+
+    worker = threading.Thread(target=thread, name="in-lab")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def role_packages(roles: Path = ROLES) -> list[str]:
@@ -213,9 +247,10 @@ class Lab:
             )
         return host
 
-    def boot(self, host: Host) -> None:
-        """Start the container: systemd as PID 1, a veth on the lab's bridge."""
-        host.console = (self.work / f"{host.name}.console.log").open("wb")
+    def boot(self, host: Host, *, again: bool = False) -> None:
+        """Start the container: systemd as PID 1, a veth on the lab's bridge. `again`: after a
+        reboot (its console log goes on)."""
+        host.console = (self.work / f"{host.name}.console.log").open("ab" if again else "wb")
         host.process = subprocess.Popen(
             lab_net([
                 "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
@@ -252,6 +287,20 @@ class Lab:
                 return
             time.sleep(1)
         raise LabError(f"{host.name} did not come up within {BOOT_TIMEOUT:.0f} s (said {last!r})")
+
+    def reboot(self, host: Host) -> None:
+        """`systemctl reboot` on the host, as an operator reboots a VPS: its systemd shuts
+        everything down and nspawn exits (nothing restarts it, unlike systemd-nspawn@.service),
+        then the same root boots again."""
+        assert host.process is not None
+        self.ssh(host, "systemctl reboot", check=False)
+        host.process.wait(BOOT_TIMEOUT)
+        if host.console is not None:
+            host.console.close()
+        # The shared SSH connection died with the host's sshd.
+        (self.key.parent / f"{host.address}.ssh").unlink(missing_ok=True)
+        self.boot(host, again=True)
+        self.wait_booted(host)
 
     # -- teardown ----------------------------------------------------------------------------
 

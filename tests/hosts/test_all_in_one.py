@@ -6,23 +6,22 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.hosts.clients import (
     Deployed,
-    create_channel,
+    assert_second_converge_changes_nothing,
+    assert_services_active,
     deployment,
     https_get,
     main_pid,
     media_sequence,
-    publish,
+    publishing,
     wait_for,
     wait_for_playing,
 )
-from tests.hosts.deploy import converge
 
 pytestmark = [
     pytest.mark.hosts,
@@ -31,7 +30,7 @@ pytestmark = [
 ]
 
 SERVICES = (
-    "onair", "nginx", "postgresql@15-main", "redis-server", "ssh", "fail2ban",
+    "onair@0", "nginx", "postgresql@15-main", "redis-server", "ssh", "fail2ban",
     "prometheus-node-exporter", "prometheus", "prometheus-alertmanager",
 )  # fmt: skip
 
@@ -45,18 +44,12 @@ def deployed() -> Iterator[Deployed]:
 
 
 def test_every_service_runs_under_systemd(deployed: Deployed) -> None:
-    for service in SERVICES:
-        state = deployed.ssh(f"systemctl is-active {service}", check=False).strip()
-        assert state == "active", (
-            service,
-            deployed.ssh(f"systemctl status --no-pager {service} | tail -20", check=False),
-        )
+    assert_services_active(deployed, {deployed.host.name: SERVICES})
     for unit in ("onair-backup.timer", "certbot.timer"):
         assert deployed.ssh(f"systemctl is-enabled {unit}").strip() == "enabled", unit
     # chrony is on, but a container may not set the clock (no CAP_SYS_TIME: its unit's
     # condition skips it); on a VPS it runs.
     assert deployed.ssh("systemctl is-enabled chrony").strip() == "enabled"
-    assert "Status: active" in deployed.ssh("ufw status")
     assert "sshd" in deployed.ssh("fail2ban-client status")
 
 
@@ -75,14 +68,8 @@ def test_backup_runs_as_its_timer_would(deployed: Deployed) -> None:
 
 
 def test_published_stream_plays_as_hls_and_survives_a_killed_server(deployed: Deployed) -> None:
-    key = create_channel(deployed, "lab")
-    with (deployed.lab.work / "publisher.log").open("wb") as log:
-        publisher = publish(deployed, key, log)
-        try:
-            watch_through_a_killed_server(deployed, publisher)
-        finally:
-            publisher.terminate()
-            publisher.wait(30)
+    with publishing(deployed, "lab") as publisher:
+        watch_through_a_killed_server(deployed, publisher)
 
 
 def watch_through_a_killed_server(deployed: Deployed, publisher: subprocess.Popen[bytes]) -> None:
@@ -99,14 +86,11 @@ def watch_through_a_killed_server(deployed: Deployed, publisher: subprocess.Pope
             "new segments after the restart",
         )
     except AssertionError as err:  # say what the server did meanwhile
-        journal = deployed.ssh("journalctl -u onair --no-pager -n 60 -o cat", check=False)
+        journal = deployed.ssh("journalctl -u onair@0 --no-pager -n 60 -o cat", check=False)
         raise AssertionError(f"{err}; the server's log:\n{journal}") from None
     assert wait_for_playing(deployed, "lab") == variant
     assert publisher.poll() is None, "the publisher was dropped"
 
 
 def test_second_converge_changes_nothing(deployed: Deployed) -> None:
-    started = time.monotonic()
-    again = converge(deployed.lab, "all-in-one", deployed.extra)
-    print(f"second converge: {time.monotonic() - started:.0f} s")
-    assert again.changed() == {deployed.host.name: 0}, again.changed_tasks()
+    assert_second_converge_changes_nothing(deployed)

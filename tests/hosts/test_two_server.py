@@ -5,13 +5,18 @@ Onair on media1 reaches data1's PostgreSQL and Redis over the private network.""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.hosts.clients import Deployed, create_channel, deployment, publish, wait_for_playing
-from tests.hosts.deploy import converge
+from tests.hosts.clients import (
+    Deployed,
+    assert_second_converge_changes_nothing,
+    assert_services_active,
+    deployment,
+    publishing,
+    wait_for_playing,
+)
 
 pytestmark = [
     pytest.mark.hosts,
@@ -22,7 +27,7 @@ pytestmark = [
 SERVICES = {
     "data1": ("postgresql@15-main", "redis-server", "fail2ban", "prometheus-node-exporter",
               "prometheus", "prometheus-alertmanager"),
-    "media1": ("onair", "nginx", "fail2ban", "prometheus-node-exporter"),
+    "media1": ("onair@0", "nginx", "fail2ban", "prometheus-node-exporter"),
 }  # fmt: skip
 
 
@@ -33,11 +38,7 @@ def deployed() -> Iterator[Deployed]:
 
 
 def test_each_host_runs_its_services(deployed: Deployed) -> None:
-    for name, services in SERVICES.items():
-        for service in services:
-            state = deployed.on(name, f"systemctl is-active {service}", check=False).strip()
-            assert state == "active", (name, service)
-        assert "Status: active" in deployed.on(name, "ufw status")
+    assert_services_active(deployed, SERVICES)
     # Onair's database and Redis are data1's, reached over the private network.
     environment = deployed.ssh("cat /etc/onair/onair.env")
     data1 = deployed.lab.hosts["data1"].address
@@ -45,18 +46,9 @@ def test_each_host_runs_its_services(deployed: Deployed) -> None:
 
 
 def test_published_stream_plays_as_hls(deployed: Deployed) -> None:
-    key = create_channel(deployed, "two")
-    with (deployed.lab.work / "publisher.log").open("wb") as log:
-        publisher = publish(deployed, key, log)
-        try:
-            wait_for_playing(deployed, "two")
-        finally:
-            publisher.terminate()
-            publisher.wait(30)
+    with publishing(deployed, "two"):
+        wait_for_playing(deployed, "two")
 
 
 def test_second_converge_changes_nothing(deployed: Deployed) -> None:
-    started = time.monotonic()
-    again = converge(deployed.lab, "two-server", deployed.extra)
-    print(f"second converge: {time.monotonic() - started:.0f} s")
-    assert again.changed() == {"data1": 0, "media1": 0}, again.changed_tasks()
+    assert_second_converge_changes_nothing(deployed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -10,8 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from server.live.rtmp_stat import fetch_stat, publishers, stat_url
 from server.settings import Settings
 from tests.conftest import (
+    Publisher,
     Served,
     ServeProcess,
     channel_in_database,
@@ -24,33 +26,36 @@ from tests.media.test_live_path import LADDER_TIMEOUT
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def update_hooks_seen(settings: Settings) -> float:
-    """How many on_update hooks the running server has accepted."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{settings.server_port}/metrics") as response,
-    ):
-        text = await response.text()
-    match = re.search(
-        r'^onair_ingest_hook_decisions_total\{decision="accepted",hook="update"\} (\S+)$',
-        text,
-        re.M,
-    )
-    return float(match.group(1)) if match else 0.0
+# nginx-rtmp re-checks each publisher this often (on_update, nginx/onair.conf.template).
+UPDATE_INTERVAL = 10.0
 
 
-async def kill_9_after_an_update_hook(settings: Settings, served: Served) -> None:
-    """SIGKILL the server right after nginx's on_update check of the publisher: nginx
-    re-checks every 10 s and drops a publisher whose check fails, so a restart then has the
-    whole interval."""
-    seen = await update_hooks_seen(settings)
+async def still_publishing(settings: Settings, slug: str) -> bool:
+    """nginx-rtmp lists a publisher on `slug`."""
+    async with aiohttp.ClientSession() as session:
+        body = await fetch_stat(session, stat_url(settings.http_port))
+    return any(publisher.slug == slug for publisher in publishers(body))
 
-    async def update_arrived() -> bool:
-        return await update_hooks_seen(settings) > seen
 
-    await wait_until(update_arrived, 15, "an on_update hook")
+async def kill_9(served: Served) -> None:
+    """SIGKILL the server at whatever moment this is (nginx covers its on_update checks)."""
     served.process.send_signal(signal.SIGKILL)
     await served.process.wait()
+
+
+async def kill_9_and_stay_down(
+    settings: Settings, served: Served, publisher: Publisher, slug: str
+) -> None:
+    """SIGKILL the server and keep it down for longer than one on_update round, as a crash
+    and systemd's restart may take: nginx answers the check for it, so the publisher stays
+    (it used to be dropped whenever a restart overlapped a check, and OBS with it)."""
+    await kill_9(served)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + UPDATE_INTERVAL + 2
+    while loop.time() < deadline:
+        assert publisher.process.returncode is None, "nginx dropped the publisher"
+        assert await still_publishing(settings, slug), "nginx no longer lists the publisher"
+        await asyncio.sleep(0.5)
 
 
 async def test_kill_9_server_then_ladder_resumes_without_orphans(
@@ -63,7 +68,9 @@ async def test_kill_9_server_then_ladder_resumes_without_orphans(
     first = await serve_process(settings)
     media_dir = settings.media_root
     async with running_nginx(settings):
-        await publish(f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}", size="320x240")
+        publisher = await publish(
+            f"rtmp://127.0.0.1:{settings.rtmp_port}/live/{key}", size="320x240"
+        )
 
         async def ladder_running() -> bool:
             return (media_dir / "live" / "crash" / "master.m3u8").exists()
@@ -72,7 +79,7 @@ async def test_kill_9_server_then_ladder_resumes_without_orphans(
         old_pids = ffmpeg_pids(media_dir)
         assert len(old_pids) == 2  # 240p HEVC and the H.264 copy, one FFmpeg each
 
-        await kill_9_after_an_update_hook(settings, first)
+        await kill_9_and_stay_down(settings, first, publisher, "crash")
         await serve_process(settings)
 
         playlist = media_dir / "live" / "crash" / "master.m3u8"

@@ -9,7 +9,7 @@ import pytest
 from bench.rtmp_platform import Platform
 from server.settings import Settings
 from tests.conftest import ServeProcess, channel_in_database, running_nginx, wait_until
-from tests.media.test_server_restart import kill_9_after_an_update_hook
+from tests.media.test_server_restart import kill_9
 from tests.simulcast.test_relay import KEY, add, relay_pids, wait_state
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -29,7 +29,7 @@ async def test_kill_9_server_then_one_relay_resumes(
         old = relay_pids("again")
         assert len(old) == 1
 
-        await kill_9_after_an_update_hook(settings, first)
+        await kill_9(first)
         await serve_process(settings)
 
         async def one_new_relay() -> bool:
