@@ -1,5 +1,6 @@
-"""kill -9 of `onair serve` mid-transcode: the orphan ffmpeg is reaped at the next start and
-the video goes back to the queue; deleting it then leaves no process and no file."""
+"""kill -9 of `onair serve` mid-transcode (the job paused): the orphan ffmpeg is reaped at the
+next start and the video goes back to the queue; deleting it then leaves no process and no
+file."""
 
 from __future__ import annotations
 
@@ -85,6 +86,11 @@ async def test_server_killed_mid_transcode(
             return (await video())["state"] == "transcoding" and bool(running)
 
         await wait_until(transcoding, 30, "the ladder ffmpeg to run")
+        # Paused, as the encoder slot pauses background jobs while a channel is live: a
+        # running FFmpeg would soon die on its own (its next progress line finds the pipe to
+        # the dead server broken), a paused one stays until the next server reaps it.
+        for pid in running:
+            os.kill(pid, signal.SIGSTOP)
         os.kill(server.pid, signal.SIGKILL)
         await server.wait()
         assert ffmpeg_pids(videos) == running  # its own session: it outlived the server
