@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
+import socketio
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from tests.deploy.helpers import ROOT
 from tests.hosts.acme import Pebble, start_pebble
 from tests.hosts.deploy import DOMAIN, Converge, converge
 from tests.hosts.lab import Host, Lab, lab, lab_net
@@ -180,6 +182,30 @@ def publish(
     )  # fmt: skip
 
 
+def api_get(deployed: Deployed, path: str) -> Any:
+    """GET an API path over HTTPS as the watch page does; its JSON."""
+    status, body = https_get(deployed, path)
+    assert status == 200, (path, status, body[:300])
+    return json.loads(body)
+
+
+async def say(deployed: Deployed, slug: str, name: str, text: str) -> dict[str, Any]:
+    """`name` joins `slug`'s chat with a Socket.IO client over HTTPS and sends `text`; the
+    message as the server acknowledged it. Use inside lab.run_in_lab."""
+    async with browser(deployed, deployed.host) as session:
+        client = socketio.AsyncClient(reconnection=False, http_session=session)
+        await client.connect(f"https://{DOMAIN}", transports=["websocket"])
+        try:
+            assert (await client.call("join", {"channel": slug, "name": name}, timeout=10))["ok"]
+            sent: dict[str, Any] = await client.call(
+                "message", {"channel": slug, "text": text}, timeout=10
+            )
+            assert "id" in sent, sent
+            return sent
+        finally:
+            await client.disconnect()
+
+
 def main_pid(deployed: Deployed) -> str:
     return deployed.ssh("systemctl show -p MainPID --value onair@0").strip()
 
@@ -235,16 +261,24 @@ def assert_second_converge_changes_nothing(deployed: Deployed) -> None:
 
 
 @contextmanager
-def deployment(topology: str, names: list[str], viewers_host: str) -> Iterator[Deployed]:
-    """Boot `names`, start the lab's ACME server (every name resolves to `viewers_host`) and
-    converge `topology` onto them; torn down at the end."""
-    with lab(names) as running:
+def deployment(
+    topology: str,
+    names: list[str],
+    viewers_host: str,
+    *,
+    volumes: Mapping[str, str] | None = None,
+    checkout: Path = ROOT,
+) -> Iterator[Deployed]:
+    """Boot `names` (with `volumes` attached: host → size), start the lab's ACME server (every
+    name resolves to `viewers_host`) and converge `topology` from `checkout` onto them; torn
+    down at the end."""
+    with lab(names, volumes) as running:
         host = running.hosts[viewers_host]
         pebble = start_pebble(running.work, host.address)
         try:
             extra = letsencrypt_through(pebble, running.hosts.values())
             started = time.monotonic()
-            first = converge(running, topology, extra)
+            first = converge(running, topology, extra, checkout)
             print(f"{topology} converge: {time.monotonic() - started:.0f} s")
             yield Deployed(topology, running, host, first, extra, pebble.issuing_root())
         finally:

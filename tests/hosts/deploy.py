@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.deploy.helpers import ANSIBLE_DIR, BIN, ROOT, ansible_env
+from tests.deploy.helpers import BIN, ROOT, ansible_env
 from tests.hosts.lab import LAB_ROOT, Lab, LabError, lab_net, run
 
 CONVERGE_TIMEOUT = 1800.0
@@ -105,10 +105,13 @@ def lab_inventory(running: Lab, extra: dict[str, object]) -> Path:
     """What provision.yml writes for real VPSs (each host's address and private address), and
     what the lab has instead of a registry: packages already in the image, a wheelhouse."""
     path = running.work / "lab-inventory.yml"
-    hosts = {
+    hosts: dict[str, dict[str, object]] = {
         host.name: {"ansible_host": host.address, "private_ip": host.address}
         for host in running.hosts.values()
     }
+    for host in running.hosts.values():
+        if host.devices:  # its attached volume, as provision.yml's block storage
+            hosts[host.name]["block_storage_device"] = host.devices[0]
     lab_vars = {
         "ansible_user": "root",
         "ansible_python_interpreter": "/usr/bin/python3",
@@ -118,7 +121,7 @@ def lab_inventory(running: Lab, extra: dict[str, object]) -> Path:
         "common_apt_update_cache": False,
         "onair_wheelhouse": True,
         "onair_build_python": str(build_python()),
-        # No block device in an nspawn container: the media folder stays on the root disk.
+        # No volume unless the lab attached one: the media folder stays on the root disk.
         "block_storage_device": "",
         **extra,
     }
@@ -134,22 +137,36 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     return recap
 
 
-def converge(running: Lab, topology: str, extra: dict[str, object]) -> Converge:
-    """`ansible-playbook -i inventories/<topology> site.yml` against the lab's hosts, with
-    `extra` variables in the lab's inventory (what an operator puts in group_vars)."""
+def converge(
+    running: Lab,
+    topology: str,
+    extra: dict[str, object],
+    checkout: Path = ROOT,
+    limit: str = "",
+) -> Converge:
+    """`ansible-playbook -i inventories/<topology> site.yml` from `checkout` (this one unless
+    given) against the lab's hosts (or `--limit` those), with `extra` variables in the lab's
+    inventory (what an operator puts in group_vars)."""
     wheels = dependency_wheels()
+    ansible = checkout / "ansible"
     args = [
         str(BIN / "ansible-playbook"),
         "-i", f"inventories/{topology}", "-i", str(lab_inventory(running, extra)),
         "-e", f"@{secrets_file(running.work)}",
+        *(["--limit", limit] if limit else []),
         "site.yml",
     ]  # fmt: skip
     log = running.work / f"converge-{topology}.log"
     with log.open("w") as out:  # written as it runs: `tail -f` it to follow a converge
         done = subprocess.run(
             lab_net(args),
-            cwd=ANSIBLE_DIR,
-            env={**ansible_env(), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)},
+            cwd=ansible,
+            env={
+                **ansible_env(),
+                "ANSIBLE_CONFIG": str(ansible / "ansible.cfg"),
+                "PIP_NO_INDEX": "1",
+                "PIP_FIND_LINKS": str(wheels),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=CONVERGE_TIMEOUT,
@@ -158,3 +175,26 @@ def converge(running: Lab, topology: str, extra: dict[str, object]) -> Converge:
     if done.returncode != 0:
         raise LabError(f"converge of {topology} failed:\n{output[-6000:]}")
     return Converge(output, parse_recap(output))
+
+
+def earlier_checkout(commit: str) -> Path:
+    """This repository as it was at `commit` (a release an operator deployed before), exported
+    once into the lab's folder: converging it, then this checkout, is an upgrade."""
+    folder = LAB_ROOT / "checkouts" / commit
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+    )
+    if found.returncode != 0:
+        raise LabError(f"commit {commit} is not in this clone: the upgrade needs its history")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    (folder / ".complete").touch()
+    return folder

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -177,6 +177,7 @@ class Host:
     root: Path
     process: subprocess.Popen[bytes] | None = None
     console: BinaryIO | None = None  # where its console goes (work/<name>.console.log)
+    devices: tuple[str, ...] = ()  # block devices of the machine running the suite it is given
 
     def ssh_args(self, key: Path) -> list[str]:
         return [
@@ -194,8 +195,9 @@ class Host:
 class Lab:
     """The namespace, the bridge and the hosts of one run."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, image: Path) -> None:
         self.work = work
+        self.image = image  # every host's first disk
         self.key = work / "id_ed25519"
         self.hosts: dict[str, Host] = {}
 
@@ -217,9 +219,10 @@ class Lab:
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "onair-lab",
                  "-f", str(self.key)])  # fmt: skip
 
-    def add_host(self, name: str, image: Path) -> Host:
-        """Copy the image for `name`, give it its address, the key and its hostname."""
-        address = f"{SUBNET}.{11 + len(self.hosts)}"
+    def add_host(self, name: str, image: Path, address: str = "") -> Host:
+        """Copy the image for `name`, give it its address (the next free one unless given),
+        the key and its hostname."""
+        address = address or f"{SUBNET}.{11 + len(self.hosts)}"
         root = self.work / "hosts" / name
         shutil.rmtree(root, ignore_errors=True)
         root.parent.mkdir(parents=True, exist_ok=True)
@@ -240,12 +243,24 @@ class Lab:
         (ssh / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
         os.chmod(ssh / "authorized_keys", 0o600)
         host = self.hosts[name] = Host(name, address, root)
-        for each in self.hosts.values():  # every host knows every other by name
-            (each.root / "etc/hosts").write_text(
-                f"127.0.0.1 localhost\n127.0.1.1 {each.name}\n"
-                + "".join(f"{h.address} {h.name}\n" for h in self.hosts.values())
-            )
+        known = sorted(self.hosts.values(), key=lambda h: h.address)
+        for each in known:  # every host knows every other by name
+            if each.process is None:  # not booted yet: a running one's files are its own
+                (each.root / "etc/hosts").write_text(
+                    f"127.0.0.1 localhost\n127.0.1.1 {each.name}\n"
+                    + "".join(f"{h.address} {h.name}\n" for h in known)
+                )
         return host
+
+    def attach_volume(self, host: Host, size: str) -> str:
+        """A block device for the host before it boots, as a VPS's attached block storage: a
+        sparse file of `size` on a loop device, bound into the container. Its name there."""
+        image = self.work / f"{host.name}-volume.img"
+        image.unlink(missing_ok=True)
+        run(["truncate", "--size", size, str(image)])
+        device = run(["losetup", "--find", "--show", str(image)]).strip()
+        host.devices += (device,)
+        return device
 
     def boot(self, host: Host, *, again: bool = False) -> None:
         """Start the container: systemd as PID 1, a veth on the lab's bridge. `again`: after a
@@ -257,6 +272,7 @@ class Lab:
                 f"--directory={host.root}", f"--machine={host.name}",
                 f"--network-bridge={BRIDGE}", "--resolv-conf=off", "--timezone=off",
                 f"--setenv={LAB_MARK}={host.name}",
+                *(f"--bind={device}" for device in host.devices),
                 "--console=pipe",
             ]),
             stdin=subprocess.DEVNULL,
@@ -302,14 +318,26 @@ class Lab:
         self.boot(host, again=True)
         self.wait_booted(host)
 
+    def replace(self, host: Host) -> Host:
+        """The host destroyed, as an operator destroys a VPS (powered off, its disk gone), and
+        a fresh one booted under the same name and address."""
+        self.power_off([host])
+        shutil.rmtree(host.root)
+        (self.key.parent / f"{host.address}.ssh").unlink(missing_ok=True)
+        del self.hosts[host.name]
+        fresh = self.add_host(host.name, self.image, host.address)
+        self.boot(fresh)
+        self.wait_booted(fresh)
+        return fresh
+
     # -- teardown ----------------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Power every host off (SIGTERM: nspawn asks systemd to shut down), then kill."""
-        for host in self.hosts.values():
+    def power_off(self, hosts: Sequence[Host]) -> None:
+        """SIGTERM (nspawn asks systemd to shut down), then kill."""
+        for host in hosts:
             if host.process is not None and host.process.poll() is None:
                 host.process.send_signal(signal.SIGTERM)
-        for host in self.hosts.values():
+        for host in hosts:
             if host.process is None:
                 continue
             try:
@@ -318,9 +346,12 @@ class Lab:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(host.process.pid, signal.SIGKILL)
                 host.process.wait(10)
-        for host in self.hosts.values():
             if host.console is not None:
                 host.console.close()
+
+    def stop(self) -> None:
+        """Power every host off, then remove what the lab left."""
+        self.power_off(list(self.hosts.values()))
         teardown(self.work)
 
 
@@ -345,21 +376,28 @@ def teardown(work: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     run(["ip", "netns", "del", NETNS], check=False)
+    for volume in work.glob("*-volume.img"):
+        for line in run(["losetup", "--associated", str(volume)], check=False).splitlines():
+            run(["losetup", "--detach", line.split(":", 1)[0]], check=False)
+        volume.unlink()
     shutil.rmtree(work / "hosts", ignore_errors=True)
 
 
 @contextlib.contextmanager
-def lab(names: Sequence[str]) -> Iterator[Lab]:
+def lab(names: Sequence[str], volumes: Mapping[str, str] | None = None) -> Iterator[Lab]:
     """A lab with these hosts booted and reachable over SSH; torn down at the end. Every host
-    starts from the one image that holds what the roles install."""
+    starts from the one image that holds what the roles install; `volumes`: host → size of
+    the block device attached to it."""
     work = LAB_ROOT / "run"
     teardown(work)  # a crashed run's leftovers
     image = base_image(BASE_PACKAGES, role_packages())
-    running = Lab(work)
+    running = Lab(work, image)
     try:
         running.make_key()
         running.create_network()
         hosts = [running.add_host(name, image) for name in names]
+        for name, size in (volumes or {}).items():
+            running.attach_volume(running.hosts[name], size)
         for host in hosts:
             running.boot(host)
         for host in hosts:
