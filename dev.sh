@@ -75,17 +75,21 @@ case "${1:-}" in
     ;;
   test)
     shift
-    # ONAIR_TEST_HOSTS=split (root only): after the suite, the split topology on booted hosts
-    # (tests/hosts/test_split.py, about 12 minutes more on 2 cores); off unless asked for.
-    hosts="${ONAIR_TEST_HOSTS:-}"
+    # As root (CI runs it so) the split topology on booted hosts follows the whole suite
+    # (tests/hosts/test_split.py, ≈ 14 min more on 2 cores with a cold image). ONAIR_TEST_HOSTS:
+    # none leaves it out, split runs it after a suite narrowed by pytest options too.
+    # Without root it cannot run: the suite alone.
+    default=split
+    [ $# -eq 0 ] || default=none
+    hosts="${ONAIR_TEST_HOSTS:-$default}"
     case "$hosts" in
-      "") ;;
+      none) hosts="" ;;
       split)
         if [ "$(id -u)" -ne 0 ]; then
-          echo "dev.sh test: ONAIR_TEST_HOSTS=split needs root (network namespaces, systemd-nspawn)" >&2
-          exit 2
+          echo "dev.sh test: not root, so the split lab (network namespaces, systemd-nspawn) is left out"
+          hosts=""
         fi ;;
-      *) echo "dev.sh test: ONAIR_TEST_HOSTS is empty or split, not '$hosts'" >&2; exit 2 ;;
+      *) echo "dev.sh test: ONAIR_TEST_HOSTS is split or none, not '$hosts'" >&2; exit 2 ;;
     esac
     install_apt "${APT_PACKAGES[@]}" "${APT_TEST_PACKAGES[@]}" ${hosts:+"${APT_HOSTS_PACKAGES[@]}"}
     install_python test
