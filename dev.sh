@@ -76,7 +76,7 @@ case "${1:-}" in
   test)
     shift
     # As root (CI runs it so) the split topology on booted hosts follows the whole suite
-    # (tests/hosts/test_split.py, ≈ 14 min more on 2 cores with a cold image). ONAIR_TEST_HOSTS:
+    # (tests/hosts/test_split.py, ≈ 10 min more on 2 cores, image built cold). ONAIR_TEST_HOSTS:
     # none leaves it out, split runs it after a suite narrowed by pytest options too.
     # Without root it cannot run: the suite alone.
     default=split
